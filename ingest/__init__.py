@@ -1,0 +1,1 @@
+"""Ingestion: files in, units out, written through ``indexes``."""

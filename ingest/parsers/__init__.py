@@ -1,0 +1,1 @@
+"""One parser per format. Each turns bytes into a flat list of :class:`~ingest.blocks.Block`."""

@@ -1,0 +1,247 @@
+"""PDF: pypdfium2 for text with positions, images and page renders; pdfplumber for ruled tables.
+
+unstructured's ``fast`` strategy finds no tables or images and ``hi_res`` needs hub models,
+so PDFs are parsed here directly (see README, "What we use instead").
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import statistics
+from dataclasses import dataclass
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from ingest.blocks import Block, normalise_rows
+from ingest.limits import check_pages, image_fits
+from ingest.ocr import OcrEngine, lines_to_paragraphs
+from mmrag.errors import CorruptDocument, EncryptedDocument
+from mmrag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_PATHS_FOR_TABLES = 4  # pages with fewer vector paths cannot hold a ruled table
+SCAN_TEXT_CHARS = 16  # a page with less text than this and a big image is treated as a scan
+
+
+@dataclass
+class _Line:
+    text: str
+    bbox: list[float]  # top-left origin
+    size: float
+
+
+def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Block]:
+    if b"%%EOF" not in data[-2048:]:
+        raise CorruptDocument("PDF is truncated (no %%EOF marker at the end of the file)")
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise EncryptedDocument("PDF is encrypted (password-protected): decrypt it and retry") from exc
+        raise CorruptDocument(f"PDF cannot be opened ({exc})") from exc
+    try:
+        n_pages = len(doc)
+        if n_pages == 0:
+            raise CorruptDocument("PDF has no pages")
+        check_pages(n_pages, settings)
+        plumber = _LazyPlumber(data)
+        blocks: list[Block] = []
+        try:
+            for index in range(n_pages):
+                blocks.extend(_parse_page(doc, index, plumber, settings, ocr))
+        finally:
+            plumber.close()
+        return blocks
+    finally:
+        doc.close()
+
+
+class _LazyPlumber:
+    """pdfplumber is ~100x slower than pdfium: open it only when a page may hold a table."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pdf = None
+
+    def page(self, index: int):
+        if self._pdf is None:
+            import pdfplumber
+
+            self._pdf = pdfplumber.open(io.BytesIO(self._data))
+        return self._pdf.pages[index]
+
+    def close(self) -> None:
+        if self._pdf is not None:
+            self._pdf.close()
+
+
+def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr: OcrEngine | None) -> list[Block]:
+    page = doc[index]
+    page_no = index + 1
+    width, height = page.get_size()
+    textpage = page.get_textpage()
+    try:
+        lines = _text_lines(textpage, height)
+    finally:
+        textpage.close()
+    images = list(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3))
+    n_paths = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2))
+
+    blocks: list[Block] = []
+    n_chars = sum(len(ln.text) for ln in lines)
+    full_page = [im for im in images if _covers(im, width, height, 0.5)]
+    if n_chars < SCAN_TEXT_CHARS and full_page and ocr is not None:
+        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr))
+        page.close()
+        return blocks
+
+    tables = _tables(plumber, index, page_no) if n_paths >= MIN_PATHS_FOR_TABLES else []
+    if tables:
+        lines = [ln for ln in lines if not any(_inside(ln.bbox, t.bbox) for t in tables)]
+    items: list[Block] = _paragraphs(lines, page_no) + tables
+    for im in images:
+        if _covers(im, width, height, 0.85):
+            continue  # page background or the scan under an OCR text layer, not a figure
+        block = _image_block(im, page_no, height, settings)
+        if block is not None:
+            items.append(block)
+    # reading order: top to bottom, then left to right
+    items.sort(key=lambda b: (round((b.bbox or [0, 0])[1] / 4), (b.bbox or [0])[0]))
+    page.close()
+    return items
+
+
+def _text_lines(textpage, page_height: float) -> list[_Line]:
+    n_rects = textpage.count_rects()
+    segments: list[_Line] = []
+    for i in range(n_rects):
+        left, bottom, right, top = textpage.get_rect(i)
+        text = textpage.get_text_bounded(left, bottom, right, top).strip()
+        if not text:
+            continue
+        cx, cy = (left + right) / 2, (bottom + top) / 2
+        ci = pdfium_c.FPDFText_GetCharIndexAtPos(textpage.raw, cx, cy, (right - left) / 2 + 1, (top - bottom) / 2 + 1)
+        size = pdfium_c.FPDFText_GetFontSize(textpage.raw, ci) if ci >= 0 else (top - bottom)
+        segments.append(_Line(text, [left, page_height - top, right, page_height - bottom], float(size)))
+    # Merge segments into lines in content-stream order: that order is the author's reading
+    # order (columns, OCR layers), which a sort by coordinates would scramble.
+    lines: list[_Line] = []
+    for seg in segments:
+        if lines:
+            last = lines[-1]
+            overlap = min(last.bbox[3], seg.bbox[3]) - max(last.bbox[1], seg.bbox[1])
+            h = max(1.0, min(last.bbox[3] - last.bbox[1], seg.bbox[3] - seg.bbox[1]))
+            if overlap > 0.5 * h and -h < seg.bbox[0] - last.bbox[2] < 4 * h:
+                last.text += " " + seg.text
+                last.bbox = [min(last.bbox[0], seg.bbox[0]), min(last.bbox[1], seg.bbox[1]), max(last.bbox[2], seg.bbox[2]), max(last.bbox[3], seg.bbox[3])]
+                last.size = max(last.size, seg.size)
+                continue
+        lines.append(_Line(seg.text, list(seg.bbox), seg.size))
+    return lines
+
+
+def _paragraphs(lines: list[_Line], page_no: int) -> list[Block]:
+    """Lines to paragraphs by vertical gap and font size; large short lines become headings."""
+    if not lines:
+        return []
+    body = statistics.median(ln.size for ln in lines)
+    blocks: list[Block] = []
+    cur: list[_Line] = []
+
+    def flush() -> None:
+        if not cur:
+            return
+        text = " ".join(ln.text for ln in cur)
+        text = text.replace("- ", "-").replace("\u00ad ", "") if text.count("- ") > 3 else text
+        box = [min(ln.bbox[0] for ln in cur), min(ln.bbox[1] for ln in cur), max(ln.bbox[2] for ln in cur), max(ln.bbox[3] for ln in cur)]
+        size = max(ln.size for ln in cur)
+        if size >= 1.2 * body and len(text.split()) <= 20 and len(cur) <= 3:
+            level = 1 if size >= 1.6 * body else 2
+            blocks.append(Block("heading", text, page=page_no, bbox=box, level=level))
+        else:
+            blocks.append(Block("paragraph", text, page=page_no, bbox=box))
+        cur.clear()
+
+    for ln in lines:
+        if cur:
+            prev = cur[-1]
+            h = max(1.0, prev.bbox[3] - prev.bbox[1])
+            gap = ln.bbox[1] - prev.bbox[3]
+            if gap > 0.7 * h or abs(ln.size - prev.size) > 0.15 * max(ln.size, prev.size) or ln.bbox[1] < prev.bbox[1]:
+                flush()
+        cur.append(ln)
+    flush()
+    return blocks
+
+
+def _tables(plumber: _LazyPlumber, index: int, page_no: int) -> list[Block]:
+    """Ruled tables. Where rulings are only partial (e.g. a header rule), columns come from text alignment."""
+    try:
+        page = plumber.page(index)
+        ruled = page.find_tables()
+        if not ruled:
+            return []
+        aligned = page.find_tables({"vertical_strategy": "text", "horizontal_strategy": "lines"})
+    except Exception as exc:  # pdfplumber raises many types on odd pages; tables are best effort
+        log.warning("page %d: table detection failed (%s)", page_no, exc)
+        return []
+    blocks = []
+    seen: set[tuple] = set()
+    for table in ruled:
+        best = table
+        rows = table.extract()
+        for alt in aligned:
+            alt_rows = alt.extract()
+            if _inside(table.bbox, alt.bbox, slack=2.0) and len(alt_rows) >= len(rows) and len(alt_rows[0]) > len(rows[0]):
+                best, rows = alt, alt_rows
+        key = tuple(round(v) for v in best.bbox)
+        if key in seen:
+            continue  # several ruled fragments resolved to the same aligned table
+        seen.add(key)
+        rows = normalise_rows(rows)
+        if len(rows) < 2 or len(rows[0]) < 2 or sum(1 for r in rows for c in r if c) < 4:
+            continue  # diagram boxes and rules, not tables
+        blocks.append(Block("table", page=page_no, bbox=[float(v) for v in best.bbox], rows=rows))
+    return blocks
+
+
+def _image_block(obj, page_no: int, page_height: float, settings: Settings) -> Block | None:
+    try:
+        w, h = obj.get_px_size()
+        if min(w, h) < settings.min_image_px:
+            return None
+        if not image_fits(w, h, settings):
+            log.warning("page %d: skipped an embedded image of %dx%d pixels (over MMRAG_MAX_IMAGE_PIXELS)", page_no, w, h)
+            return None
+        left, bottom, right, top = obj.get_bounds()
+        pil = obj.get_bitmap(render=True).to_pil()
+    except Exception as exc:  # a broken image stream loses the figure, not the document
+        log.warning("page %d: an embedded image could not be decoded (%s)", page_no, exc)
+        return None
+    buf = io.BytesIO()
+    pil.convert("RGB").save(buf, format="PNG")
+    return Block("image", page=page_no, bbox=[left, page_height - top, right, page_height - bottom], image=buf.getvalue(), image_ext="png")
+
+
+def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine) -> list[Block]:
+    scale = settings.ocr_dpi / 72
+    pil = page.render(scale=scale, grayscale=True).to_pil()
+    lines = ocr.read(pil)
+    blocks = []
+    for text, box in lines_to_paragraphs(lines):
+        bbox = [v / scale for v in box]
+        blocks.append(Block("paragraph", text, page=page_no, bbox=bbox, meta={"ocr": True}))
+    return blocks
+
+
+def _covers(obj, width: float, height: float, fraction: float) -> bool:
+    left, bottom, right, top = obj.get_bounds()
+    return (right - left) * (top - bottom) >= fraction * width * height
+
+
+def _inside(inner: list[float] | tuple, outer: list[float] | tuple, slack: float = 1.0) -> bool:
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return outer[0] - slack <= cx <= outer[2] + slack and outer[1] - slack <= cy <= outer[3] + slack

@@ -1,0 +1,58 @@
+"""The one settings object. Read from the environment (prefix ``MMRAG_``) and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MMRAG_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+
+    # Parsing
+    chunk_tokens: int = Field(200, ge=16, description="target size of a text chunk, in tokens")
+    chunk_overlap_sentences: int = Field(0, ge=0, le=5)
+    table_max_tokens: int = Field(400, ge=32, description="split tables above this, header repeated")
+    ocr_engine: str = Field("rapidocr", description="rapidocr | tesseract | none")
+    ocr_dpi: int = 200
+    min_image_px: int = Field(48, description="smaller embedded images (bullets, rules) are ignored")
+
+    # Limits: bad input fails its own document, never the batch or the server.
+    max_file_mb: float = 200.0
+    max_pages: int = 2000
+    max_image_pixels: int = 80_000_000
+    max_zip_ratio: float = 200.0
+    max_zip_uncompressed_mb: float = 2048.0
+
+    # Embedding
+    text_model: str = Field("packaged:all-MiniLM-L6-v2", description="'packaged:all-MiniLM-L6-v2', a hub id or a local path")
+    image_model: str = Field("mmrag-bridge-lite0", description="open_clip model name")
+    image_pretrained: str = Field("packaged", description="'packaged', an open_clip tag or a checkpoint path")
+    embed_batch_size: int = 64
+    torch_threads: int = 0  # 0: let torch decide
+
+    # Ingestion
+    parse_workers: int = Field(1, ge=0, description="processes parsing while the main one embeds; 0 parses inline")
+    commit_every: int = Field(32, description="documents between index snapshots")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "mmrag.sqlite"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
