@@ -35,10 +35,11 @@ class RapidOcrEngine:
     max_side = 2400  # larger scans are downscaled: same text, about half the time
 
     def __init__(self) -> None:
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
         from rapidocr import RapidOCR
 
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)  # its model-file chatter on every start
         self._engine = RapidOCR()
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
         self._lock = threading.Lock()  # the ONNX sessions are not shared across threads safely
 
     def read(self, image: Image.Image) -> list[OcrLine]:

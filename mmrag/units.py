@@ -24,12 +24,14 @@ class Unit:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def embedding_text(self) -> str:
-        """The text a text embedder and BM25 see: heading context first, then content."""
-        parts = []
-        if self.heading:
-            parts.append(" > ".join(self.heading))
-        if self.caption and self.caption not in self.text:
-            parts.append(self.caption)
-        parts.append(self.text)
-        return "\n".join(p for p in parts if p)
+    def search_text(self) -> str:
+        return search_text(self.heading, self.caption, self.text)
+
+
+def search_text(heading: list[str], caption: str | None, text: str) -> str:
+    """What the text embedder and BM25 see: the heading path as context, the caption, the content."""
+    parts = [" > ".join(heading)] if heading else []
+    if caption and caption not in text:
+        parts.append(caption)
+    parts.append(text)
+    return "\n".join(p for p in parts if p)

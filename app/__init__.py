@@ -1,0 +1,1 @@
+"""The query side: retrieval, generation, the REST service and the CLI."""

@@ -1,0 +1,190 @@
+"""The ``mmrag`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+OUR_LOGGERS = ("app", "ingest", "indexes", "eval", "mmrag", "bench")
+
+
+def _settings(args):
+    from mmrag.settings import Settings
+
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings(**overrides)
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_parse(args) -> int:
+    import tempfile
+
+    from ingest.parse import DirectoryImageSink, parse_document
+    from mmrag.errors import DocumentError
+
+    settings = _settings(args)
+    image_dir = Path(args.image_dir or tempfile.mkdtemp(prefix="mmrag-parse-"))
+    path = Path(args.file)
+    try:
+        parsed = parse_document(path.read_bytes(), str(path), settings, DirectoryImageSink(image_dir))
+    except (DocumentError, OSError) as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json({"file": str(path), "format": parsed.format, "pages": parsed.pages, "image_dir": str(image_dir),
+                     "units": [u.to_dict() for u in parsed.units]})
+    else:
+        print(f"{path}: {parsed.format}, {parsed.pages or '-'} pages, {len(parsed.units)} units (images in {image_dir})")
+        for u in parsed.units:
+            head = " > ".join(u.heading)
+            body = (u.text or u.image_path or "").replace("\n", " ")
+            print(f"  [{u.position:>3}] {u.type:<5} p{u.page or '-'} {('[' + head + '] ') if head else ''}{body[:110]}")
+    return 0
+
+
+def _ingestor(settings):
+    from indexes.store import Store
+    from ingest.pipeline import Ingestor
+
+    return Ingestor(Store(settings.data_dir), settings)
+
+
+def cmd_ingest(args) -> int:
+    settings = _settings(args)
+    ingestor = _ingestor(settings)
+    summary = ingestor.ingest_paths(args.paths, args.collection, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
+    if args.json:
+        _print_json(summary.to_dict())
+    else:
+        print(f"{summary.collection}: {summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed, "
+              f"{summary.units} units in {summary.seconds:.1f}s")
+        for f in summary.files:
+            if f.status == "failed":
+                print(f"  FAILED {f.path}: {f.reason}")
+    return 1 if summary.failed else 0
+
+
+def cmd_list(args) -> int:
+    from indexes.docstore import DocStore
+
+    settings = _settings(args)
+    docs = DocStore(settings.db_path)
+    if args.collection is None:
+        rows = docs.collections()
+        if args.json:
+            _print_json(rows)
+        else:
+            for c in rows:
+                print(f"{c['name']}: {c['documents']} documents, {c['units']} units")
+        return 0
+    cid = docs.collection_id(args.collection)
+    if cid is None:
+        print(f"error: no collection named {args.collection!r}", file=sys.stderr)
+        return 2
+    rows = docs.documents(cid)
+    if args.json:
+        _print_json({"collection": args.collection, "documents": rows})
+    else:
+        for d in rows:
+            extra = f" ({d['error']})" if d["error"] else ""
+            print(f"{d['id']:>6}  {d['status']:<7} {d['n_units']:>5} units  {d['file_name']}{extra}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from indexes.store import Store
+
+    settings = _settings(args)
+    store = Store(settings.data_dir)
+    cid = store.docs.collection_id(args.collection)
+    if cid is None:
+        print(f"error: no collection named {args.collection!r}", file=sys.stderr)
+        return 2
+    if args.all:
+        store.delete_collection(cid)
+        print(f"deleted collection {args.collection}")
+        return 0
+    if not args.documents:
+        print("error: name documents (id, file name or path) or pass --all", file=sys.stderr)
+        return 2
+    status = 0
+    docs = store.docs.documents(cid)
+    for ref in args.documents:
+        matches = [d for d in docs if ref in (str(d["id"]), d["file_name"], d["source"])]
+        if not matches:
+            print(f"error: no document {ref!r} in {args.collection}", file=sys.stderr)
+            status = 1
+        for d in matches:
+            store.delete_document(d["id"])
+            print(f"deleted {d['id']} {d['file_name']}")
+    return status
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Our modules log at INFO; libraries (open_clip logs to the root logger) only warnings."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over your documents: ingest, query, serve, evaluate.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_dir(sp):
+        sp.add_argument("--data-dir", help="data directory (default ./data, or MMRAG_DATA_DIR)")
+
+    sp = sub.add_parser("parse", help="show what a file becomes (units), without storing it")
+    sp.add_argument("file")
+    sp.add_argument("--json", action="store_true", help="print the units as JSON")
+    sp.add_argument("--image-dir", help="where extracted images are written (default: a new temp folder)")
+    sp.set_defaults(func=cmd_parse)
+
+    sp = sub.add_parser("ingest", help="ingest files and folders (recursive) into a collection")
+    sp.add_argument("paths", nargs="+", help="files or folders")
+    sp.add_argument("--collection", "-c", default="default")
+    data_dir(sp)
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(func=cmd_ingest)
+
+    sp = sub.add_parser("list", help="list collections, or the documents of one")
+    sp.add_argument("--collection", "-c")
+    data_dir(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("delete", help="delete documents (by id, file name or path) or a whole collection")
+    sp.add_argument("documents", nargs="*")
+    sp.add_argument("--collection", "-c", required=True)
+    sp.add_argument("--all", action="store_true", help="delete the whole collection")
+    data_dir(sp)
+    sp.set_defaults(func=cmd_delete)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

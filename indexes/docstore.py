@@ -1,0 +1,285 @@
+"""SQLite docstore: collections, documents and units, with their vectors. The source of truth.
+
+Every write is one transaction, so a document is wholly visible or absent, even after ``kill -9``
+(WAL journal, ``synchronous=FULL``). The FAISS and BM25 files are derived from these rows and are
+reconciled with them on load (see ``indexes.store``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmrag.units import search_text
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    generation INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    content_hash TEXT,
+    format TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    pages INTEGER,
+    n_units INTEGER NOT NULL DEFAULT 0,
+    size_bytes INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (collection_id, source)
+);
+CREATE TABLE IF NOT EXISTS units (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    page INTEGER,
+    bbox TEXT,
+    heading TEXT,
+    text TEXT NOT NULL,
+    html TEXT,
+    caption TEXT,
+    image_path TEXT,
+    meta TEXT,
+    text_vec BLOB,
+    image_vec BLOB
+);
+CREATE INDEX IF NOT EXISTS units_document ON units(document_id);
+CREATE INDEX IF NOT EXISTS units_collection ON units(collection_id);
+"""
+# AUTOINCREMENT: ids are never reused, so an index file that holds id N can only mean that unit.
+
+UNIT_COLUMNS = "id, document_id, collection_id, type, position, page, bbox, heading, text, html, caption, image_path, meta"
+
+
+@dataclass
+class StoredUnit:
+    id: int
+    document_id: int
+    collection_id: int
+    type: str
+    position: int
+    page: int | None
+    bbox: list[float] | None
+    heading: list[str]
+    text: str
+    html: str | None
+    caption: str | None
+    image_path: str | None
+    meta: dict
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> StoredUnit:
+        return cls(row["id"], row["document_id"], row["collection_id"], row["type"], row["position"], row["page"],
+                   json.loads(row["bbox"]) if row["bbox"] else None, json.loads(row["heading"] or "[]"), row["text"],
+                   row["html"], row["caption"], row["image_path"], json.loads(row["meta"] or "{}"))
+
+    def search_text(self) -> str:
+        return search_text(self.heading, self.caption, self.text)
+
+
+def _vec(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32)
+
+
+class DocStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue instead of failing mid-way)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- collections ---------------------------------------------------------------------
+    def collection_id(self, name: str, create: bool = False) -> int | None:
+        rows = self.query("SELECT id FROM collections WHERE name = ?", (name,))
+        if rows:
+            return rows[0]["id"]
+        if not create:
+            return None
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time()))
+        return self.query("SELECT id FROM collections WHERE name = ?", (name,))[0]["id"]
+
+    def collections(self) -> list[dict]:
+        rows = self.query(
+            "SELECT c.id, c.name, c.generation, c.created_at,"
+            " (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id AND d.status = 'done') AS documents,"
+            " (SELECT COUNT(*) FROM units u WHERE u.collection_id = c.id) AS units"
+            " FROM collections c ORDER BY c.name")
+        return [dict(r) for r in rows]
+
+    def generation(self, collection_id: int) -> int:
+        rows = self.query("SELECT generation FROM collections WHERE id = ?", (collection_id,))
+        return rows[0]["generation"] if rows else -1
+
+    def delete_collection(self, collection_id: int) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM units WHERE collection_id = ?", (collection_id,))
+            db.execute("DELETE FROM documents WHERE collection_id = ?", (collection_id,))
+            db.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
+
+    # -- documents -----------------------------------------------------------------------
+    def document(self, doc_id: int) -> dict | None:
+        rows = self.query("SELECT * FROM documents WHERE id = ?", (doc_id,))
+        return dict(rows[0]) if rows else None
+
+    def document_by_source(self, collection_id: int, source: str) -> dict | None:
+        rows = self.query("SELECT * FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source))
+        return dict(rows[0]) if rows else None
+
+    def documents(self, collection_id: int) -> list[dict]:
+        return [dict(r) for r in self.query("SELECT * FROM documents WHERE collection_id = ? ORDER BY id", (collection_id,))]
+
+    def replace_document(self, collection_id: int, source: str, file_name: str, content_hash: str, fmt: str,
+                         pages: int | None, size_bytes: int, units: list[dict]) -> tuple[int, list[int], list[int]]:
+        """Write a parsed document and its units in one transaction, replacing an older version.
+
+        ``units`` are dicts with the unit fields plus ``text_vec``/``image_vec`` (float32 arrays or None).
+        Returns (document id, new unit ids, removed unit ids).
+        """
+        now = time.time()
+        with self.tx() as db:
+            old = db.execute("SELECT id FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source)).fetchone()
+            removed: list[int] = []
+            if old is not None:
+                removed = [r[0] for r in db.execute("SELECT id FROM units WHERE document_id = ?", (old[0],))]
+                db.execute("DELETE FROM units WHERE document_id = ?", (old[0],))
+                db.execute(
+                    "UPDATE documents SET file_name=?, content_hash=?, format=?, status='done', error=NULL, pages=?,"
+                    " n_units=?, size_bytes=?, updated_at=? WHERE id=?",
+                    (file_name, content_hash, fmt, pages, len(units), size_bytes, now, old[0]))
+                doc_id = old[0]
+            else:
+                cur = db.execute(
+                    "INSERT INTO documents (collection_id, source, file_name, content_hash, format, status, pages, n_units,"
+                    " size_bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?)",
+                    (collection_id, source, file_name, content_hash, fmt, pages, len(units), size_bytes, now, now))
+                doc_id = cur.lastrowid
+            new_ids = []
+            for u in units:
+                cur = db.execute(
+                    f"INSERT INTO units ({UNIT_COLUMNS.replace('id, ', '', 1)}, text_vec, image_vec)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (doc_id, collection_id, u["type"], u["position"], u["page"], json.dumps(u["bbox"]) if u["bbox"] else None,
+                     json.dumps(u["heading"], ensure_ascii=False), u["text"], u["html"], u["caption"], u["image_path"],
+                     json.dumps(u["meta"], ensure_ascii=False, default=str),
+                     None if u.get("text_vec") is None else np.asarray(u["text_vec"], np.float32).tobytes(),
+                     None if u.get("image_vec") is None else np.asarray(u["image_vec"], np.float32).tobytes()))
+                new_ids.append(cur.lastrowid)
+            db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (collection_id,))
+        return doc_id, new_ids, removed
+
+    def record_failure(self, collection_id: int, source: str, file_name: str, content_hash: str | None, error: str,
+                       size_bytes: int | None = None) -> int:
+        """A failed file is listed with its reason. An earlier good version of it stays searchable."""
+        now = time.time()
+        with self.tx() as db:
+            old = db.execute("SELECT id, status FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source)).fetchone()
+            if old is None:
+                cur = db.execute(
+                    "INSERT INTO documents (collection_id, source, file_name, content_hash, status, error, size_bytes,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?)",
+                    (collection_id, source, file_name, content_hash, error, size_bytes, now, now))
+                return cur.lastrowid
+            if old["status"] == "done":
+                db.execute("UPDATE documents SET error = ?, updated_at = ? WHERE id = ?", (f"latest version failed: {error}", now, old["id"]))
+            else:
+                db.execute("UPDATE documents SET status='failed', error=?, content_hash=?, updated_at=? WHERE id=?",
+                           (error, content_hash, now, old["id"]))
+            return old["id"]
+
+    def delete_document(self, doc_id: int) -> tuple[int, list[int]]:
+        """Delete a document and its units. Returns (collection id, removed unit ids)."""
+        with self.tx() as db:
+            row = db.execute("SELECT collection_id FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            if row is None:
+                raise KeyError(doc_id)
+            removed = [r[0] for r in db.execute("SELECT id FROM units WHERE document_id = ?", (doc_id,))]
+            db.execute("DELETE FROM units WHERE document_id = ?", (doc_id,))
+            db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (row[0],))
+        return row[0], removed
+
+    # -- units ---------------------------------------------------------------------------
+    def units(self, ids: list[int]) -> dict[int, StoredUnit]:
+        out: dict[int, StoredUnit] = {}
+        for start in range(0, len(ids), 900):  # SQLite's parameter limit
+            chunk = [int(i) for i in ids[start:start + 900]]
+            marks = ",".join("?" * len(chunk))
+            for row in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE id IN ({marks})", tuple(chunk)):
+                out[row["id"]] = StoredUnit.from_row(row)
+        return out
+
+    def document_units(self, doc_id: int) -> list[StoredUnit]:
+        return [StoredUnit.from_row(r) for r in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE document_id = ? ORDER BY position", (doc_id,))]
+
+    def unit_ids(self, collection_id: int, column: str) -> np.ndarray:
+        """Ids of the units of a collection that have ``column`` (text_vec, image_vec) set; 'text' for all."""
+        where = "" if column == "text" else f" AND {column} IS NOT NULL"
+        rows = self._conn().execute(f"SELECT id FROM units WHERE collection_id = ?{where}", (collection_id,)).fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+
+    def vectors(self, ids: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) for the given unit ids that have a vector in ``column``."""
+        got_ids, vecs = [], []
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn().execute(f"SELECT id, {column} FROM units WHERE id IN ({marks}) AND {column} IS NOT NULL", chunk):
+                got_ids.append(row[0])
+                vecs.append(_vec(row[1]))
+        matrix = np.vstack(vecs) if vecs else np.zeros((0, 0), np.float32)
+        return np.array(got_ids, np.int64), matrix
+
+    def search_texts(self, ids: np.ndarray) -> list[tuple[int, str]]:
+        units = self.units(list(ids))
+        return [(i, units[i].search_text()) for i in ids if i in units]

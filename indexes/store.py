@@ -1,0 +1,245 @@
+"""The store: the docstore plus, per collection, FAISS text and image indexes and a BM25 index.
+
+Consistency rules:
+- SQLite is the source of truth; a document commits in one transaction.
+- Index files are snapshots named by collection id; each carries its own unit ids. Whenever a
+  process loads them, or sees the collection's generation move, it reconciles them with SQLite
+  by id difference. So a ``kill -9`` between the SQLite commit and the snapshot, or a second
+  process writing, costs at most a catch-up on the next access, never a wrong answer.
+- One writer at a time per data directory (an advisory file lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexes.bm25 import BM25Index
+from indexes.docstore import DocStore
+from indexes.files import atomic_write_bytes
+from indexes.vectors import VectorIndex
+from mmrag.units import search_text
+
+log = logging.getLogger(__name__)
+
+MODALITIES = {"text": "text_vec", "image": "image_vec"}
+
+
+class WriterBusy(RuntimeError):
+    pass
+
+
+@dataclass
+class CollectionIndexes:
+    collection_id: int
+    generation: int = -1
+    vectors: dict[str, VectorIndex | None] = field(default_factory=lambda: {"text": None, "image": None})
+    bm25: BM25Index = field(default_factory=BM25Index)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class Store:
+    def __init__(self, data_dir: Path, flat_max: int = 100_000, nprobe: int = 16) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.docs = DocStore(self.data_dir / "mmrag.sqlite")
+        self.index_dir = self.data_dir / "indexes"
+        self.blob_dir = self.data_dir / "blobs"
+        self.flat_max, self.nprobe = flat_max, nprobe
+        self._cache: dict[int, CollectionIndexes] = {}
+        self._cache_lock = threading.Lock()
+        self._writer_fd: int | None = None
+        self._writer_depth = 0
+
+    # -- writer lock ---------------------------------------------------------------------
+    @contextmanager
+    def writer(self, wait_s: float = 600.0) -> Iterator[None]:
+        """Hold the data directory's writer lock (re-entrant within this Store)."""
+        if self._writer_depth:
+            self._writer_depth += 1
+            try:
+                yield
+            finally:
+                self._writer_depth -= 1
+            return
+        fd = os.open(self.data_dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise WriterBusy(f"another process is writing to {self.data_dir} (ingestion or delete running)") from None
+                time.sleep(0.2)
+        self._writer_fd, self._writer_depth = fd, 1
+        try:
+            yield
+        finally:
+            self._writer_depth = 0
+            self._writer_fd = None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    # -- indexes -------------------------------------------------------------------------
+    def _dir(self, collection_id: int) -> Path:
+        return self.index_dir / str(collection_id)
+
+    def indexes(self, collection_id: int) -> CollectionIndexes:
+        """The collection's indexes, loaded or caught up with SQLite if it moved on."""
+        with self._cache_lock:
+            cached = self._cache.get(collection_id)
+            if cached is None:
+                cached = self._load(collection_id)
+                self._cache[collection_id] = cached
+        generation = self.docs.generation(collection_id)
+        if cached.generation != generation:
+            with cached.lock:
+                if cached.generation != generation:
+                    self._reconcile(cached, generation)
+        return cached
+
+    def _load(self, collection_id: int) -> CollectionIndexes:
+        ci = CollectionIndexes(collection_id)
+        folder = self._dir(collection_id)
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.exists():
+            return ci
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            for name, dim in manifest.get("dims", {}).items():
+                path = folder / f"{name}.faiss"
+                if dim and path.exists():
+                    ci.vectors[name] = VectorIndex.load(path, dim, self.flat_max, self.nprobe)
+            if (folder / "bm25.npz").exists():
+                ci.bm25 = BM25Index.load(folder / "bm25.npz")
+        except Exception as exc:  # a damaged snapshot is rebuilt from SQLite, never trusted
+            log.warning("index snapshot of collection %d unreadable (%s); rebuilding from the docstore", collection_id, exc)
+            return CollectionIndexes(collection_id)
+        return ci
+
+    def _reconcile(self, ci: CollectionIndexes, generation: int) -> None:
+        t0 = time.perf_counter()
+        changed = 0
+        for name, column in MODALITIES.items():
+            db_ids = self.docs.unit_ids(ci.collection_id, column)
+            index = ci.vectors[name]
+            have = index.ids() if index is not None else np.zeros(0, np.int64)
+            extra = np.setdiff1d(have, db_ids, assume_unique=True)
+            missing = np.setdiff1d(db_ids, have, assume_unique=True)
+            if index is not None and len(extra):
+                index.remove(extra)
+            if len(missing):
+                ids, matrix = self.docs.vectors(missing, column)
+                if index is None or index.dim != matrix.shape[1]:
+                    # first vectors, or the model changed: rebuild this modality from SQLite
+                    ids, matrix = self.docs.vectors(db_ids, column)
+                    index = ci.vectors[name] = VectorIndex.build(ids, matrix, matrix.shape[1], self.flat_max, self.nprobe)
+                else:
+                    index.add(ids, matrix)
+            changed += len(extra) + len(missing)
+        db_ids = self.docs.unit_ids(ci.collection_id, "text")
+        have = ci.bm25.ids()
+        extra = np.setdiff1d(have, db_ids, assume_unique=True)
+        missing = np.setdiff1d(db_ids, have, assume_unique=True)
+        ci.bm25.remove(extra)
+        ci.bm25.add(self.docs.search_texts(missing))
+        changed += len(extra) + len(missing)
+        ci.generation = generation
+        if changed:
+            log.info("collection %d: indexes caught up with the docstore (%d changes, %.2fs)", ci.collection_id, changed, time.perf_counter() - t0)
+
+    def save(self, collection_id: int) -> None:
+        """Snapshot the collection's indexes; each file is replaced atomically, manifest last."""
+        ci = self.indexes(collection_id)
+        folder = self._dir(collection_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        with ci.lock:
+            dims = {}
+            for name, index in ci.vectors.items():
+                if index is not None:
+                    index.save(folder / f"{name}.faiss")
+                    dims[name] = index.dim
+                else:
+                    (folder / f"{name}.faiss").unlink(missing_ok=True)
+            ci.bm25.save(folder / "bm25.npz")
+            manifest = {"generation": ci.generation, "dims": dims, "saved_at": time.time(),
+                        "counts": {"bm25": len(ci.bm25), **{k: len(v) for k, v in ci.vectors.items() if v is not None}}}
+            atomic_write_bytes(folder / "manifest.json", json.dumps(manifest, indent=1).encode())
+
+    # -- writes --------------------------------------------------------------------------
+    def commit_document(self, collection_id: int, source: str, file_name: str, content_hash: str, fmt: str,
+                        pages: int | None, size_bytes: int, units: list[dict]) -> tuple[int, list[int]]:
+        """Store a document (replacing an older version) and update the live indexes."""
+        with self.writer():
+            ci = self.indexes(collection_id)
+            old = self.docs.document_by_source(collection_id, source)
+            old_paths = [u.image_path for u in self.docs.document_units(old["id"])] if old else []
+            with ci.lock:
+                doc_id, new_ids, removed = self.docs.replace_document(
+                    collection_id, source, file_name, content_hash, fmt, pages, size_bytes, units)
+                generation = self.docs.generation(collection_id)
+                if ci.generation == generation - 1:
+                    self._apply(ci, new_ids, removed, units)
+                    ci.generation = generation
+                else:  # someone else wrote in between: catch up by id difference
+                    self._reconcile(ci, generation)
+            self._collect_garbage_blobs([p for p in old_paths if p])
+        return doc_id, new_ids
+
+    def _apply(self, ci: CollectionIndexes, new_ids: list[int], removed: list[int], units: list[dict]) -> None:
+        removed_arr = np.array(removed, np.int64)
+        for name, index in ci.vectors.items():
+            if index is not None and len(removed_arr):
+                index.remove(removed_arr)
+        ci.bm25.remove(removed)
+        for name, column in MODALITIES.items():
+            pairs = [(i, u[column]) for i, u in zip(new_ids, units) if u.get(column) is not None]
+            if not pairs:
+                continue
+            ids = np.array([p[0] for p in pairs], np.int64)
+            matrix = np.vstack([np.asarray(p[1], np.float32) for p in pairs])
+            if ci.vectors[name] is None:
+                ci.vectors[name] = VectorIndex(matrix.shape[1], self.flat_max, self.nprobe)
+            ci.vectors[name].add(ids, matrix)
+        ci.bm25.add((i, search_text(u["heading"], u["caption"], u["text"])) for i, u in zip(new_ids, units))
+
+    def delete_document(self, doc_id: int) -> None:
+        with self.writer():
+            units = self.docs.document_units(doc_id)
+            collection_id, _removed = self.docs.delete_document(doc_id)
+            self.indexes(collection_id)  # reconcile removes them from every index
+            self.save(collection_id)
+            self._collect_garbage_blobs([u.image_path for u in units if u.image_path])
+
+    def delete_collection(self, collection_id: int) -> None:
+        with self.writer():
+            self.docs.delete_collection(collection_id)
+            with self._cache_lock:
+                self._cache.pop(collection_id, None)
+            folder = self._dir(collection_id)
+            if folder.exists():
+                for f in folder.iterdir():
+                    f.unlink()
+                folder.rmdir()
+
+    def _collect_garbage_blobs(self, removed_paths: list[str]) -> None:
+        """Image files are shared by content hash: remove one only when no unit points at it."""
+        for path in removed_paths:
+            if not self.docs.query("SELECT 1 FROM units WHERE image_path = ? LIMIT 1", (path,)):
+                try:
+                    if Path(path).resolve().is_relative_to(self.blob_dir.resolve()):
+                        Path(path).unlink(missing_ok=True)
+                except OSError:
+                    pass

@@ -1,0 +1,58 @@
+"""Image-text embeddings through open_clip: the offline bridge by default, any CLIP by setting."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from mmrag.embedding import bridge
+
+
+def pad_to_square(img: Image.Image, fill=(255, 255, 255)) -> Image.Image:
+    """Pad on white, keeping the whole picture (clip-art and figures sit on white pages)."""
+    w, h = img.size
+    side = max(w, h)
+    return ImageOps.pad(img, (side, side), color=fill) if w != h else img
+
+
+class OpenClipEmbedder:
+    def __init__(self, model: str, pretrained: str, cache_dir: str | Path = "./data") -> None:
+        import open_clip
+
+        kwargs = {}
+        self.pad_white = False
+        if model == bridge.MODEL_NAME:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            bridge.register(Path(cache_dir))
+            if pretrained == "packaged":
+                pretrained = str(bridge.packaged_checkpoint(Path(cache_dir)))
+            kwargs = {"image_mean": bridge.IMAGE_MEAN, "image_std": bridge.IMAGE_STD, "pretrained_text": False}
+            self.pad_white = True
+        self.name = f"{model}:{Path(pretrained).name if pretrained else 'random'}"
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(model, pretrained=pretrained or None, **kwargs)
+        self.model.eval()
+        self.tokenizer = open_clip.get_tokenizer(model)
+        with torch.no_grad():
+            self.dim = int(self.model.encode_text(self.tokenizer(["x"])).shape[-1])
+        self._lock = threading.Lock()
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        prepared = [self.preprocess(pad_to_square(im.convert("RGB")) if self.pad_white else im.convert("RGB")) for im in images]
+        with self._lock, torch.no_grad():
+            batch = torch.stack(prepared).contiguous(memory_format=torch.channels_last)
+            vecs = self.model.encode_image(batch, normalize=True)
+        return vecs.float().numpy()
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock, torch.no_grad():
+            vecs = self.model.encode_text(self.tokenizer(texts), normalize=True)
+        return vecs.float().numpy()
