@@ -200,7 +200,7 @@ class Store:
 
     def _apply(self, ci: CollectionIndexes, new_ids: list[int], removed: list[int], units: list[dict]) -> None:
         removed_arr = np.array(removed, np.int64)
-        for name, index in ci.vectors.items():
+        for index in ci.vectors.values():
             if index is not None and len(removed_arr):
                 index.remove(removed_arr)
         ci.bm25.remove(removed)

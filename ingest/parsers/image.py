@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageSequence
+from PIL import ImageSequence
 
 from ingest.blocks import Block
 from ingest.limits import check_pages, open_image
