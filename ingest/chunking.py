@@ -26,6 +26,17 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
+_CJK_END = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]$")
+
+
+def join_sentences(sentences: list[str]) -> str:
+    """Join with spaces, except after CJK text, which has none between sentences."""
+    out = ""
+    for s in sentences:
+        out += s if not out or _CJK_END.search(out) else " " + s
+    return out
+
+
 def _bbox_union(a: list[float] | None, b: list[float] | None) -> list[float] | None:
     if a is None:
         return list(b) if b else None
@@ -54,7 +65,7 @@ class Chunker:
         def flush(keep_overlap: bool = False) -> None:
             nonlocal buf, buf_tokens, buf_box
             if buf:
-                out.append(Unit("text", " ".join(buf), page=buf_page, bbox=buf_box, heading=path()))
+                out.append(Unit("text", join_sentences(buf), page=buf_page, bbox=buf_box, heading=path()))
             tail = buf[-self.overlap:] if keep_overlap and self.overlap and buf else []
             buf, buf_box = list(tail), None
             buf_tokens = sum(count_tokens(s) for s in buf)

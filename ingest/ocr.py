@@ -37,9 +37,9 @@ class RapidOcrEngine:
     def __init__(self) -> None:
         from rapidocr import RapidOCR
 
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)  # its model-file chatter on every start
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # model-file chatter, "no text found" on photos
         self._engine = RapidOCR()
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         self._lock = threading.Lock()  # the ONNX sessions are not shared across threads safely
 
     def read(self, image: Image.Image) -> list[OcrLine]:

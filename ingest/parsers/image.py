@@ -11,7 +11,7 @@ from ingest.limits import check_pages, open_image
 from ingest.ocr import OcrEngine, lines_to_paragraphs
 from mmrag.settings import Settings
 
-MIN_OCR_CHARS = 12  # fewer recognised characters are noise on a photo, not text
+MIN_OCR_CHARS = 6  # fewer recognised characters are mostly noise on a photo, not text
 
 
 def parse_image(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Block]:

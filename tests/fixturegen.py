@@ -1,0 +1,222 @@
+"""Generates the test documents: every format, and every kind of bad input.
+
+Generated rather than committed so each one is small, readable here, and its truth is known.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import zipfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+HEADING = "Volcanic Soil Survey"
+PARA1 = ("Basalt weathers into fertile soil rich in iron and magnesium. Farmers on the slopes of Etna "
+         "grow pistachios and grapes in this dark ground.")
+PARA2 = "Drainage is fast because the pumice layer is porous. Irrigation is scheduled twice a week in summer."
+TABLE = [["Site", "pH", "Iron mg/kg"], ["Etna north", "6.8", "412"], ["Etna south", "7.1", "388"], ["Vesuvius", "6.5", "455"]]
+CAPTION = "Figure 1: A red circle on a blue square"
+OCR_WORDS = "HARBOUR LIGHTHOUSE KEEPER"
+ZH_TEXT = "长江是中国最长的河流，全长约六千三百公里。三峡大坝位于湖北省宜昌市。"
+
+
+def font(size: int = 40):
+    return ImageFont.load_default(size=size)
+
+
+def picture(size=(160, 120)) -> Image.Image:
+    img = Image.new("RGB", size, (30, 60, 200))
+    d = ImageDraw.Draw(img)
+    d.ellipse([30, 20, 130, 100], fill=(220, 20, 20))
+    return img
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def text_image(text: str = OCR_WORDS, size=(1400, 220)) -> Image.Image:
+    img = Image.new("RGB", size, "white")
+    ImageDraw.Draw(img).text((40, 70), text, fill="black", font=font(64))
+    return img
+
+
+def make_pdf(path: Path, pages: int = 2) -> Path:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Image as RLImage
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    story = [Paragraph(HEADING, styles["Title"]), Paragraph(PARA1, styles["BodyText"]), Spacer(1, 12)]
+    table = Table(TABLE)
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
+    story += [table, Spacer(1, 12)]
+    story += [RLImage(io.BytesIO(png_bytes(picture())), width=160, height=120), Paragraph(CAPTION, styles["Italic"])]
+    for n in range(2, pages + 1):
+        story += [PageBreak(), Paragraph(f"Section {n}", styles["Heading2"]), Paragraph(PARA2, styles["BodyText"])]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path
+
+
+def make_scanned_pdf(path: Path) -> Path:
+    page = Image.new("L", (1654, 2339), 255)  # A4 at 200 dpi
+    d = ImageDraw.Draw(page)
+    d.text((150, 300), OCR_WORDS, fill=0, font=font(72))
+    d.text((150, 500), "The tower stands on the northern cape", fill=0, font=font(56))
+    page.save(path, format="PDF", resolution=200)
+    return path
+
+
+def make_encrypted_pdf(src: Path, path: Path) -> Path:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for p in PdfReader(src).pages:
+        writer.add_page(p)
+    writer.encrypt(user_password="secret", owner_password="owner")
+    with open(path, "wb") as fh:
+        writer.write(fh)
+    return path
+
+
+def make_docx(path: Path) -> Path:
+    import docx
+    from docx.shared import Inches
+
+    d = docx.Document()
+    d.add_heading(HEADING, level=1)
+    d.add_paragraph(PARA1)
+    d.add_heading("Measurements", level=2)
+    t = d.add_table(rows=len(TABLE), cols=len(TABLE[0]))
+    for r, row in enumerate(TABLE):
+        for c, val in enumerate(row):
+            t.cell(r, c).text = val
+    d.add_picture(io.BytesIO(png_bytes(picture())), width=Inches(2))
+    d.inline_shapes[0]._inline.docPr.set("descr", "red circle on blue")
+    d.add_paragraph(CAPTION, style="Caption")
+    d.add_paragraph(PARA2)
+    d.save(path)
+    return path
+
+
+def make_pptx(path: Path) -> Path:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    prs = Presentation()
+    s1 = prs.slides.add_slide(prs.slide_layouts[1])
+    s1.shapes.title.text = HEADING
+    s1.placeholders[1].text = PARA1
+    s2 = prs.slides.add_slide(prs.slide_layouts[5])
+    s2.shapes.title.text = "Measurements"
+    shape = s2.shapes.add_table(len(TABLE), len(TABLE[0]), Inches(0.5), Inches(1.5), Inches(6), Inches(2))
+    for r, row in enumerate(TABLE):
+        for c, val in enumerate(row):
+            shape.table.cell(r, c).text = val
+    pic = s2.shapes.add_picture(io.BytesIO(png_bytes(picture())), Inches(6.5), Inches(4), Inches(2))
+    pic._element.nvPicPr.cNvPr.set("descr", "red circle on blue")
+    prs.save(path)
+    return path
+
+
+def make_html(path: Path) -> Path:
+    b64 = base64.b64encode(png_bytes(picture())).decode()
+    rows = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{c}</{'th' if i == 0 else 'td'}>" for c in row) + "</tr>"
+                   for i, row in enumerate(TABLE))
+    path.write_text(f"""<!DOCTYPE html><html><head><title>t</title><script>var ignored = "SCRIPTTEXT";</script></head>
+<body><nav>Home | About</nav><h1>{HEADING}</h1><p>{PARA1}</p>
+<h2>Measurements</h2><table><caption>Soil samples</caption>{rows}</table>
+<figure><img src="data:image/png;base64,{b64}" alt="red circle on blue"><figcaption>{CAPTION}</figcaption></figure>
+<p>{PARA2}</p></body></html>""", encoding="utf-8")
+    return path
+
+
+def make_markdown(path: Path) -> Path:
+    table = "\n".join("| " + " | ".join(r) + " |" for r in TABLE[:1]) + "\n|" + "---|" * len(TABLE[0]) + "\n"
+    table += "\n".join("| " + " | ".join(r) + " |" for r in TABLE[1:])
+    path.write_text(f"# {HEADING}\n\n{PARA1}\n\n## Measurements\n\n{table}\n\n- {PARA2}\n", encoding="utf-8")
+    return path
+
+
+def make_fixtures(root: Path) -> dict[str, Path]:
+    """Write every fixture under ``root``; returns name -> path."""
+    root = Path(root)
+    good, bad = root / "good", root / "bad"
+    good.mkdir(parents=True, exist_ok=True)
+    bad.mkdir(parents=True, exist_ok=True)
+    f: dict[str, Path] = {}
+    f["pdf"] = make_pdf(good / "survey.pdf")
+    f["scan_pdf"] = make_scanned_pdf(good / "scan.pdf")
+    f["docx"] = make_docx(good / "survey.docx")
+    f["pptx"] = make_pptx(good / "survey.pptx")
+    f["html"] = make_html(good / "survey.html")
+    f["md"] = make_markdown(good / "survey.md")
+    f["txt"] = good / "notes.txt"
+    f["txt"].write_text(f"{PARA1}\n\n{PARA2}\n", encoding="utf-8")
+    f["zh_txt"] = good / "yangtze.txt"
+    f["zh_txt"].write_bytes(ZH_TEXT.encode("gb18030"))  # GB18030: what many Chinese Windows tools write
+    f["png"] = good / "sign.png"
+    text_image().save(f["png"])
+    f["jpg"] = good / "photo.jpg"
+    picture((320, 240)).save(f["jpg"], quality=90)
+    f["tiff"] = good / "pages.tiff"
+    text_image("FIRST PAGE").save(f["tiff"], save_all=True, append_images=[text_image("SECOND PAGE")])
+    # mislabelled but valid: detected by content
+    f["png_as_pdf"] = good / "really-a-png.pdf"
+    f["png_as_pdf"].write_bytes(png_bytes(picture()))
+    f["html_as_txt"] = good / "really-html.txt"
+    f["html_as_txt"].write_text(f["html"].read_text(encoding="utf-8"), encoding="utf-8")
+
+    f["empty"] = bad / "empty.pdf"
+    f["empty"].write_bytes(b"")
+    data = f["pdf"].read_bytes()
+    f["truncated_pdf"] = bad / "truncated.pdf"
+    f["truncated_pdf"].write_bytes(data[: len(data) // 2])
+    f["encrypted_pdf"] = make_encrypted_pdf(f["pdf"], bad / "encrypted.pdf")
+    f["garbage_docx"] = bad / "garbage.docx"
+    f["garbage_docx"].write_bytes(os.urandom(4096))
+    docx_bytes = f["docx"].read_bytes()
+    f["truncated_docx"] = bad / "truncated.docx"
+    f["truncated_docx"].write_bytes(docx_bytes[: len(docx_bytes) // 2])
+    f["encrypted_docx"] = bad / "password.docx"
+    _encrypt_docx(f["docx"], f["encrypted_docx"])
+    f["zip_bomb"] = bad / "bomb.docx"
+    with zipfile.ZipFile(f["zip_bomb"], "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * (64 * 2**20))  # 64 MB of zeros in ~64 KB
+    f["truncated_png"] = bad / "truncated.png"
+    png = png_bytes(text_image())
+    f["truncated_png"].write_bytes(png[: len(png) // 3])
+    f["pixel_bomb"] = bad / "huge.png"
+    Image.new("1", (12000, 12000)).save(f["pixel_bomb"])  # 144 Mpx; tiny file
+    f["xlsx"] = bad / "sheet.xlsx"
+    with zipfile.ZipFile(f["xlsx"], "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    f["empty_docx"] = bad / "blank.docx"
+    import docx
+
+    docx.Document().save(f["empty_docx"])
+    return f
+
+
+def _encrypt_docx(src: Path, dst: Path) -> None:
+    import msoffcrypto
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        OOXMLFile(fin).encrypt("secret", fout)
+    assert msoffcrypto  # imported for its side effects on older versions
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name, p in make_fixtures(Path(sys.argv[1])).items():
+        print(f"{name:16} {p}")
