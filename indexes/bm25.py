@@ -120,9 +120,14 @@ class BM25Index:
     # -- searching -----------------------------------------------------------------------
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Scores of every live document (ids, scores), equal to rank_bm25's ``get_scores``."""
+        ids, scores, _ = self._score(query)
+        return ids, scores
+
+    def _score(self, query: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._lock:
             self._compile()
             scores = np.zeros(len(self._ids), np.float64)
+            matched = np.zeros(len(self._ids), bool)
             for term in self.tokenizer(query):
                 t = self.vocab.get(term)
                 if t is None:
@@ -133,14 +138,18 @@ class BM25Index:
                 docs, tf = self._post_docs[lo:hi], self._post_tfs[lo:hi].astype(np.float64)
                 norm = self.k1 * (1 - self.b + self.b * self._doc_len[docs] / self._avgdl)
                 scores[docs] += self._idf[t] * (tf * (self.k1 + 1) / (tf + norm))
-            return self._ids, scores
+                matched[docs] = True
+            return self._ids, scores, matched
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (ids, scores), best first; documents scoring 0 (no query term) are left out."""
-        ids, scores = self.scores(query)
+        """Top-k (ids, scores), best first, among documents holding at least one query term.
+
+        (On tiny corpora BM25Okapi's idf can be zero or negative, so "score > 0" would drop real matches.)
+        """
+        ids, scores, matched = self._score(query)
         if allowed is not None:
-            scores = np.where(np.isin(ids, allowed), scores, 0)
-        hits = np.flatnonzero(scores > 0)
+            matched &= np.isin(ids, allowed)
+        hits = np.flatnonzero(matched)
         if len(hits) > k:
             hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
         order = hits[np.argsort(-scores[hits], kind="stable")]

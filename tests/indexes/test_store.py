@@ -1,0 +1,107 @@
+"""The store keeps SQLite and every index in agreement, across processes and damaged snapshots."""
+
+import numpy as np
+import pytest
+
+from indexes.store import Store
+
+
+def units(n, seed=0, with_image=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        v = rng.normal(size=16).astype(np.float32)
+        out.append({"type": "image" if with_image and i == 0 else "text", "position": i, "page": 1, "bbox": None,
+                    "heading": ["H"], "text": f"passage {seed} number {i} about topic{seed}", "html": None,
+                    "caption": None, "image_path": None, "meta": {}, "text_vec": v / np.linalg.norm(v),
+                    "image_vec": (v[:8] / np.linalg.norm(v[:8])) if with_image and i == 0 else None})
+    return out
+
+
+def all_ids(store, cid):
+    ci = store.indexes(cid)
+    return {"text": set(ci.vectors["text"].ids().tolist()) if ci.vectors["text"] else set(),
+            "image": set(ci.vectors["image"].ids().tolist()) if ci.vectors["image"] else set(),
+            "bm25": set(ci.bm25.ids().tolist())}
+
+
+def db_ids(store, cid):
+    return set(store.docs.unit_ids(cid, "text").tolist())
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "data")
+
+
+def test_commit_puts_units_in_every_index(store):
+    cid = store.docs.collection_id("c", create=True)
+    doc_id, ids = store.commit_document(cid, "/a.pdf", "a.pdf", "h1", "pdf", 1, 10, units(5, with_image=True))
+    got = all_ids(store, cid)
+    assert got["text"] == got["bm25"] == set(ids) and got["image"] == {ids[0]}
+    assert store.docs.document(doc_id)["n_units"] == 5
+
+
+def test_replacing_a_document_swaps_its_units_everywhere(store):
+    cid = store.docs.collection_id("c", create=True)
+    _, old = store.commit_document(cid, "/a.pdf", "a.pdf", "h1", "pdf", 1, 10, units(5, seed=1))
+    _, new = store.commit_document(cid, "/a.pdf", "a.pdf", "h2", "pdf", 1, 10, units(3, seed=2))
+    got = all_ids(store, cid)
+    assert got["text"] == got["bm25"] == set(new) and not set(old) & got["text"]
+    ids, _ = store.indexes(cid).bm25.search("topic1", 10)
+    assert len(ids) == 0  # the old version's words are gone
+
+
+def test_delete_removes_from_every_index_and_snapshot(store, tmp_path):
+    cid = store.docs.collection_id("c", create=True)
+    a, _ = store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(4, seed=1, with_image=True))
+    _, keep = store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(4, seed=2))
+    store.delete_document(a)
+    assert all_ids(store, cid) == {"text": set(keep), "image": set(), "bm25": set(keep)}
+    fresh = Store(tmp_path / "data")  # reload from the snapshot
+    assert all_ids(fresh, cid)["text"] == set(keep)
+
+
+def test_a_second_process_sees_writes_through_the_generation(store, tmp_path):
+    cid = store.docs.collection_id("c", create=True)
+    store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3, seed=1))
+    reader = Store(tmp_path / "data")
+    assert all_ids(reader, cid)["text"] == db_ids(store, cid)
+    store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(3, seed=2))  # reader's cache is now stale
+    assert all_ids(reader, cid)["bm25"] == db_ids(store, cid)
+
+
+def test_snapshot_behind_sqlite_is_caught_up_on_load(store, tmp_path):
+    cid = store.docs.collection_id("c", create=True)
+    store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3, seed=1))
+    store.save(cid)
+    store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(3, seed=2))  # committed, not snapshotted
+    fresh = Store(tmp_path / "data")
+    got = all_ids(fresh, cid)
+    assert got["text"] == got["bm25"] == db_ids(store, cid) and len(got["text"]) == 6
+
+
+def test_damaged_snapshot_is_rebuilt_from_sqlite(store, tmp_path):
+    cid = store.docs.collection_id("c", create=True)
+    store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3, seed=1))
+    store.save(cid)
+    (tmp_path / "data" / "indexes" / str(cid) / "text.faiss").write_bytes(b"garbage")
+    got = all_ids(Store(tmp_path / "data"), cid)
+    assert got["text"] == got["bm25"] == db_ids(store, cid)
+
+
+def test_failure_of_a_new_version_keeps_the_old_one(store):
+    cid = store.docs.collection_id("c", create=True)
+    doc_id, ids = store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3))
+    store.docs.record_failure(cid, "/a", "a", "h2", "PDF is truncated")
+    doc = store.docs.document(doc_id)
+    assert doc["status"] == "done" and "truncated" in doc["error"]
+    assert all_ids(store, cid)["text"] == set(ids)
+
+
+def test_unit_ids_are_never_reused(store):
+    cid = store.docs.collection_id("c", create=True)
+    a, first = store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3))
+    store.delete_document(a)
+    _, second = store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(3))
+    assert min(second) > max(first)
