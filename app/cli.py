@@ -142,6 +142,46 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=not args.no_access_log)
+    return 0
+
+
+def cmd_query(args) -> int:
+    from app.answer import QueryPipeline
+    from app.generation.base import GenerationError
+    from app.retrieval import Filters
+    from app.services import Services
+
+    settings = _settings(args)
+    services = Services(settings)
+    if services.store.docs.collection_id(args.collection) is None:
+        print(f"error: no collection named {args.collection!r} in {settings.data_dir}", file=sys.stderr)
+        return 2
+    pipeline: QueryPipeline = services.pipeline
+    filters = Filters([args.type] if args.type else None, None)
+    try:
+        result = pipeline.run(args.text, args.collection, args.top_k, filters, generate=not args.no_generate)
+    except GenerationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    if result.answer:
+        print(f"{result.answer.text}\n  ({result.answer.kind} answer, {result.answer.backend})\n")
+    for c in result.citations:
+        where = f" p.{c['page']}" if c["page"] else ""
+        print(f"[{c['number']}] {c['file_name']}{where} {c['type']}  score {c['score']:.3f}\n    {c['snippet'][:160]!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over your documents: ingest, query, serve, evaluate.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -177,6 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="delete the whole collection")
     data_dir(sp)
     sp.set_defaults(func=cmd_delete)
+
+    sp = sub.add_parser("serve", help="start the REST service (OpenAPI docs at /docs)")
+    data_dir(sp)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--no-access-log", action="store_true")
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("query", help="ask a question; prints the answer and its cited evidence")
+    sp.add_argument("text")
+    sp.add_argument("--collection", "-c", default="default")
+    data_dir(sp)
+    sp.add_argument("--top-k", type=int, default=5)
+    sp.add_argument("--type", choices=["text", "table", "image"], help="only units of this type")
+    sp.add_argument("--no-generate", action="store_true", help="retrieval only, no answer")
+    sp.add_argument("--json", action="store_true", help="print the same JSON as POST /query")
+    sp.set_defaults(func=cmd_query)
     return p
 
 

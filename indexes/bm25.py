@@ -116,14 +116,15 @@ class BM25Index:
         avg = idf[present].mean() if present.any() else 0.0
         idf[present & (idf < 0)] = self.epsilon * avg
         self._idf = idf
+        self._sorter = np.argsort(self._ids, kind="stable")
 
     # -- searching -----------------------------------------------------------------------
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Scores of every live document (ids, scores), equal to rank_bm25's ``get_scores``."""
-        ids, scores, _ = self._score(query)
-        return ids, scores
+        result = self.score_all(query)
+        return result.ids, result.scores
 
-    def _score(self, query: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score_all(self, query: str) -> BM25Scores:
         with self._lock:
             self._compile()
             scores = np.zeros(len(self._ids), np.float64)
@@ -139,21 +140,10 @@ class BM25Index:
                 norm = self.k1 * (1 - self.b + self.b * self._doc_len[docs] / self._avgdl)
                 scores[docs] += self._idf[t] * (tf * (self.k1 + 1) / (tf + norm))
                 matched[docs] = True
-            return self._ids, scores, matched
+            return BM25Scores(self._ids, scores, matched, self._sorter)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (ids, scores), best first, among documents holding at least one query term.
-
-        (On tiny corpora BM25Okapi's idf can be zero or negative, so "score > 0" would drop real matches.)
-        """
-        ids, scores, matched = self._score(query)
-        if allowed is not None:
-            matched &= np.isin(ids, allowed)
-        hits = np.flatnonzero(matched)
-        if len(hits) > k:
-            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
-        order = hits[np.argsort(-scores[hits], kind="stable")]
-        return ids[order], scores[order]
+        return self.score_all(query).top(k, allowed)
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -179,3 +169,32 @@ class BM25Index:
             index._ids, index._ptr, index._terms, index._tfs = z["ids"], z["ptr"], z["terms"], z["tfs"]
         index._dirty = True
         return index
+
+
+class BM25Scores:
+    """One query's scores over the whole index, for top-k and for looking up given units."""
+
+    def __init__(self, ids: np.ndarray, scores: np.ndarray, matched: np.ndarray, sorter: np.ndarray) -> None:
+        self.ids, self.scores, self.matched, self._sorter = ids, scores, matched, sorter
+
+    def top(self, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (ids, scores), best first, among documents holding at least one query term.
+
+        (On tiny corpora BM25Okapi's idf can be zero or negative, so "score > 0" would drop real matches.)
+        """
+        matched = self.matched & np.isin(self.ids, allowed) if allowed is not None else self.matched
+        hits = np.flatnonzero(matched)
+        if len(hits) > k:
+            hits = hits[np.argpartition(-self.scores[hits], k - 1)[:k]]
+        order = hits[np.argsort(-self.scores[hits], kind="stable")]
+        return self.ids[order], self.scores[order]
+
+    def of(self, unit_ids: np.ndarray) -> np.ndarray:
+        """Scores of the given units (0 for units not in the index)."""
+        unit_ids = np.asarray(unit_ids, np.int64)
+        if len(self.ids) == 0:
+            return np.zeros(len(unit_ids))
+        pos = np.searchsorted(self.ids, unit_ids, sorter=self._sorter)
+        pos = np.minimum(pos, len(self.ids) - 1)
+        found = self.ids[self._sorter[pos]] == unit_ids
+        return np.where(found, self.scores[self._sorter[pos]], 0.0)

@@ -100,21 +100,56 @@ def get_ocr_engine(name: str) -> OcrEngine | None:
 
 
 def lines_to_paragraphs(lines: list[OcrLine]) -> list[tuple[str, list[float]]]:
-    """Group OCR lines into paragraphs by vertical gaps, so chunks keep sentences together."""
+    """Group OCR lines into paragraphs in reading order, column by column.
+
+    A line joins the open paragraph right above it that it overlaps horizontally, so the two
+    columns of a brochure are not read across. Paragraphs wider than half the text block (titles,
+    footers) separate bands; within a band, columns are read left to right, each top to bottom.
+    """
     if not lines:
         return []
     lines = sorted(lines, key=lambda ln: (ln.bbox[1], ln.bbox[0]))
     heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
     typical = heights[len(heights) // 2] or 1.0
-    paras: list[tuple[list[str], list[float]]] = []
-    prev = None
+    paras: list[dict] = []
     for ln in lines:
-        gap = ln.bbox[1] - prev.bbox[3] if prev else 0.0
-        if prev is None or gap > 0.9 * typical:
-            paras.append(([ln.text], list(ln.bbox)))
+        x0, y0, x1, y1 = ln.bbox
+        best = None
+        for p in paras:
+            last = p["last"]
+            overlap = min(x1, last[2]) - max(x0, last[0])
+            gap = y0 - last[3]
+            para_width = p["box"][2] - p["box"][0]
+            # a line much wider than the paragraph spans both columns: it starts a new block
+            if (x1 - x0) > 1.4 * para_width:
+                continue
+            if overlap > 0.3 * min(x1 - x0, last[2] - last[0]) and -0.5 * typical < gap < 0.9 * typical:
+                if best is None or last[3] > best["last"][3]:
+                    best = p
+        if best is None:
+            paras.append({"texts": [ln.text], "box": list(ln.bbox), "last": list(ln.bbox)})
         else:
-            texts, box = paras[-1]
-            texts.append(ln.text)
-            box[:] = [min(box[0], ln.bbox[0]), min(box[1], ln.bbox[1]), max(box[2], ln.bbox[2]), max(box[3], ln.bbox[3])]
-        prev = ln
-    return [(" ".join(t), b) for t, b in paras]
+            best["texts"].append(ln.text)
+            b = best["box"]
+            best["box"] = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
+            best["last"] = list(ln.bbox)
+    left = min(p["box"][0] for p in paras)
+    right = max(p["box"][2] for p in paras)
+    width = max(1.0, right - left)
+    mid = left + width / 2
+    ordered: list[dict] = []
+    band: list[dict] = []
+
+    def flush_band() -> None:
+        band.sort(key=lambda p: (0 if (p["box"][0] + p["box"][2]) / 2 < mid else 1, p["box"][1]))
+        ordered.extend(band)
+        band.clear()
+
+    for p in sorted(paras, key=lambda p: p["box"][1]):
+        if p["box"][2] - p["box"][0] > 0.6 * width:
+            flush_band()
+            ordered.append(p)
+        else:
+            band.append(p)
+    flush_band()
+    return [(" ".join(p["texts"]), p["box"]) for p in ordered]

@@ -40,6 +40,30 @@ class Settings(BaseSettings):
     parse_workers: int = Field(1, ge=0, description="processes parsing while the main one embeds; 0 parses inline")
     commit_every: int = Field(32, description="documents between index snapshots")
 
+    # Retrieval
+    recall_k: int = Field(100, description="candidates each recall channel returns")
+    fusion: str = Field("convex", description="convex | rrf")
+    weight_bm25: float = 0.5
+    weight_dense: float = 0.5
+    weight_image: float = 0.5
+    rrf_k: int = 60
+    faiss_flat_max: int = Field(100_000, description="exact search up to this many vectors, IVF above")
+    faiss_nprobe: int = 16
+
+    # Generation
+    llm_backend: str = Field("extractive", description="extractive | openai | ollama")
+    llm_url: str = "http://127.0.0.1:11434/v1"
+    llm_model: str = "llama3.1"
+    llm_api_key: str = ""
+    llm_timeout_s: float = 60.0
+    llm_retries: int = 2
+    llm_vision: bool = False
+    context_tokens: int = 3000
+
+    # Service
+    api_keys: str = Field("", description="comma-separated sha256 hex digests of accepted API keys; empty: no auth")
+    max_upload_mb: float = 100.0
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "mmrag.sqlite"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import statistics
 from dataclasses import dataclass
 
@@ -119,7 +120,7 @@ def _text_lines(textpage, page_height: float) -> list[_Line]:
     segments: list[_Line] = []
     for i in range(n_rects):
         left, bottom, right, top = textpage.get_rect(i)
-        text = textpage.get_text_bounded(left, bottom, right, top).strip()
+        text = _clean(textpage.get_text_bounded(left, bottom, right, top))
         if not text:
             continue
         cx, cy = (left + right) / 2, (bottom + top) / 2
@@ -141,6 +142,12 @@ def _text_lines(textpage, page_height: float) -> list[_Line]:
                 continue
         lines.append(_Line(seg.text, list(seg.bbox), seg.size))
     return lines
+
+
+def _clean(text: str) -> str:
+    # pdfium marks a hyphen that breaks a word across lines with \x02; rejoin the word
+    text = re.sub(r"\x02\s*", "", text)
+    return " ".join(text.split())
 
 
 def _paragraphs(lines: list[_Line], page_no: int) -> list[Block]:
@@ -195,7 +202,9 @@ def _tables(plumber: _LazyPlumber, index: int, page_no: int) -> list[Block]:
         rows = table.extract()
         for alt in aligned:
             alt_rows = alt.extract()
-            if _inside(table.bbox, alt.bbox, slack=2.0) and len(alt_rows) >= len(rows) and len(alt_rows[0]) > len(rows[0]):
+            # Only when rulings miss columns: the text-aligned table reaches beyond the ruled one.
+            wider = (alt.bbox[2] - alt.bbox[0]) > (table.bbox[2] - table.bbox[0]) + 5
+            if wider and _inside(table.bbox, alt.bbox, slack=2.0) and len(alt_rows) >= len(rows) and len(alt_rows[0]) > len(rows[0]):
                 best, rows = alt, alt_rows
         key = tuple(round(v) for v in best.bbox)
         if key in seen:

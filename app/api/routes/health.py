@@ -1,0 +1,23 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request):
+    """Models are loaded and the docstore answers."""
+    services = request.app.state.services
+    try:
+        services.store.docs.query("SELECT 1")
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "reason": f"docstore: {exc}"}, status_code=503)
+    if not request.app.state.ready:
+        return JSONResponse({"status": "starting", "reason": "loading models"}, status_code=503)
+    return {"status": "ready"}

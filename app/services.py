@@ -1,0 +1,46 @@
+"""Everything a request needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from app.answer import QueryPipeline
+from app.retrieval import HybridRetriever
+from indexes.store import Store
+from ingest.pipeline import Ingestor
+from mmrag.embedding import get_image_embedder, get_text_embedder
+from mmrag.settings import Settings
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.data_dir, settings.faiss_flat_max, settings.faiss_nprobe)
+        self.ingest_lock = threading.Lock()  # one ingestion at a time within this process
+
+    @cached_property
+    def text(self):
+        return get_text_embedder(self.settings.text_model, self.settings.embed_batch_size)
+
+    @cached_property
+    def image(self):
+        return get_image_embedder(self.settings.image_model, self.settings.image_pretrained, str(self.settings.data_dir))
+
+    @cached_property
+    def generator(self):
+        from app.generation.factory import make_generator
+
+        return make_generator(self.settings, self.text)
+
+    @cached_property
+    def pipeline(self) -> QueryPipeline:
+        return QueryPipeline(HybridRetriever(self.store, self.settings, self.text, self.image), self.generator)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        return Ingestor(self.store, self.settings, self.text, self.image)
+
+    def warm_up(self) -> None:
+        """Load the models now, so the first query does not pay for it."""
+        _ = self.pipeline
