@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/mmrag ingest samples --collection samples --data-dir $(DATA) || true
+	$(VENV)/bin/mmrag ingest samples --collection samples --data-dir $(DATA) --progress || echo 'some samples failed (listed above); starting anyway'
 	$(VENV)/bin/mmrag serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
 
 serve: install
