@@ -1,6 +1,6 @@
 """Regenerates the bundled sample documents (the committed files are its output).
 
-    python samples/make_samples.py
+    python scripts/make_samples.py
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1] / "samples"
 
 
 def chart() -> bytes:
