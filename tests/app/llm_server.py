@@ -1,0 +1,103 @@
+"""A real HTTP server speaking the OpenAI chat-completions and Ollama chat protocols, for tests.
+
+Run as a separate process: ``python tests/app/llm_server.py PORT``. ``POST /control`` with
+``{"mode": ...}`` picks the behaviour of the following requests: ``ok`` (answers citing [1] and
+echoing the question), ``slow`` (sleeps past any sane timeout), ``error500``, ``malformed`` (broken
+JSON, or a broken stream line). ``GET /last`` returns the last request body received.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STATE = {"mode": "ok", "last": None, "calls": 0}
+
+
+def answer_for(body: dict) -> str:
+    question = body["messages"][-1]["content"]
+    if isinstance(question, list):  # vision: content parts
+        question = next(p["text"] for p in question if p["type"] == "text")
+    q = question.rsplit("Question:", 1)[-1].split("\n")[0].strip()
+    return f"The answer to '{q}' is in the first source [1]."
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _json(self, code: int, obj) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/last":
+            self._json(200, {"last": STATE["last"], "calls": STATE["calls"]})
+        else:
+            self._json(404, {"error": "no such path"})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        if self.path == "/control":
+            STATE.update(mode=body["mode"], calls=0)
+            self._json(200, {"mode": STATE["mode"]})
+            return
+        STATE["last"], STATE["calls"] = body, STATE["calls"] + 1
+        mode = STATE["mode"]
+        if mode == "slow":
+            time.sleep(6)
+        if mode == "error500":
+            self._json(500, {"error": "model crashed"})
+            return
+        if self.path.endswith("/chat/completions"):
+            self._openai(body, mode)
+        elif self.path == "/api/chat":
+            self._ollama(body, mode)
+        else:
+            self._json(404, {"error": f"unknown path {self.path}"})
+
+    def _openai(self, body, mode):
+        text = answer_for(body)
+        if not body.get("stream"):
+            if mode == "malformed":
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"choices": [ {"message": ')
+                return
+            self._json(200, {"choices": [{"message": {"role": "assistant", "content": text}}], "usage": {"total_tokens": 42}})
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        for word in text.split(" "):
+            chunk = {"choices": [{"delta": {"content": word + " "}}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        if mode == "malformed":
+            self.wfile.write(b"data: {not json\n\n")
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _ollama(self, body, mode):
+        text = answer_for(body)
+        if not body.get("stream"):
+            self._json(200, {"message": {"role": "assistant", "content": text}, "done": True})
+            return
+        self.send_response(200)
+        self.send_header("content-type", "application/x-ndjson")
+        self.end_headers()
+        for word in text.split(" "):
+            self.wfile.write((json.dumps({"message": {"content": word + " "}, "done": False}) + "\n").encode())
+        self.wfile.write((json.dumps({"message": {"content": ""}, "done": True}) + "\n").encode())
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    print("ready", flush=True)
+    server.serve_forever()

@@ -1,0 +1,122 @@
+"""The REST service, over real HTTP, with a real LLM server process behind it."""
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from tests.app.conftest import set_mode
+from tests.fixturegen import OCR_WORDS, TABLE
+
+
+def post_query(base, **body):
+    return httpx.post(f"{base}/query", json={"collection": "docs", **body}, timeout=60)
+
+
+def test_health_ready_metrics_and_openapi(service):
+    assert httpx.get(f"{service}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{service}/readyz").json()["status"] == "ready"
+    assert "/query" in httpx.get(f"{service}/openapi.json").json()["paths"]
+    post_query(service, query="iron", generate=False)
+    metrics = httpx.get(f"{service}/metrics").text
+    assert 'mmrag_http_requests_total{method="POST",route="/query",status="200"}' in metrics
+
+
+def test_query_answers_with_citations_from_the_llm(service, llm_server):
+    set_mode(llm_server, "ok")
+    r = post_query(service, query="What is the iron content at Vesuvius?", top_k=3)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"]["kind"] == "generated" and "[1]" in body["answer"]["text"]
+    first = body["citations"][0]
+    assert first["type"] == "table" and first["file_name"] in ("survey.pdf", "survey.docx") and "455" in first["html"]
+    assert set(body["timings_ms"]) >= {"bm25_ms", "dense_ms", "total_ms", "generate_ms"}
+    # the prompt delimits sources as data and numbers them
+    sent = httpx.get(f"{llm_server}/last").json()["last"]["messages"]
+    assert sent[0]["role"] == "system" and '<source id="1"' in sent[1]["content"]
+
+
+def test_stream_sends_citations_then_tokens_then_done(service, llm_server):
+    set_mode(llm_server, "ok")
+    with httpx.stream("POST", f"{service}/query?stream=true", json={"query": "pH of Etna north", "collection": "docs"}, timeout=60) as r:
+        events = [line.split(": ", 1)[1] for line in r.iter_lines() if line.startswith("event: ")]
+    assert events[0] == "citations" and events[-1] == "done" and events.count("token") > 3
+
+
+@pytest.mark.parametrize("mode,status,words", [("slow", 504, "timed out"), ("error500", 502, "HTTP 500"), ("malformed", 502, "malformed JSON")])
+def test_llm_failures_answer_502_or_504_naming_the_backend(service, llm_server, mode, status, words):
+    set_mode(llm_server, mode)
+    r = post_query(service, query="pH of Etna north")
+    assert r.status_code == status and "openai" in r.json()["detail"] and words in r.json()["detail"]
+    if mode == "error500":
+        assert httpx.get(f"{llm_server}/last").json()["calls"] == 2  # one retry, then give up
+    set_mode(llm_server, "ok")
+    assert post_query(service, query="pH of Etna north").status_code == 200  # the server stays up
+
+
+def test_malformed_stream_line_ends_with_an_error_event(service, llm_server):
+    set_mode(llm_server, "malformed")
+    with httpx.stream("POST", f"{service}/query", json={"query": "pH", "collection": "docs", "stream": True}, timeout=60) as r:
+        lines = list(r.iter_lines())
+    set_mode(llm_server, "ok")
+    errors = [json.loads(b.split(": ", 1)[1]) for a, b in zip(lines, lines[1:]) if a == "event: error"]
+    assert errors and "malformed stream line" in errors[0]["detail"]
+
+
+def test_image_filter_and_image_url(service):
+    r = post_query(service, query="lighthouse keeper sign", generate=False, filters={"types": ["image"]})
+    cites = r.json()["citations"]
+    assert cites and all(c["type"] == "image" for c in cites)
+    assert any(OCR_WORDS in c["snippet"] for c in cites)
+    img = httpx.get(service + cites[0]["image_url"])
+    assert img.status_code == 200 and img.headers["content-type"].startswith("image/")
+
+
+def test_chinese_query_finds_the_chinese_document(service):
+    body = post_query(service, query="三峡大坝在哪里", generate=False).json()
+    assert body["citations"][0]["file_name"] == "yangtze.txt"
+
+
+def test_upload_list_delete(service, fixtures):
+    files = {"file": ("notes.txt", fixtures["txt"].read_bytes())}
+    r = httpx.post(f"{service}/collections/up/documents", files=files, timeout=120)
+    assert r.status_code == 201, r.text
+    doc_id = r.json()["document_id"]
+    assert httpx.post(f"{service}/collections/up/documents", files=files, timeout=60).status_code == 409
+    bad = httpx.post(f"{service}/collections/up/documents", files={"file": ("x.pdf", fixtures["encrypted_pdf"].read_bytes())}, timeout=60)
+    assert bad.status_code == 422 and "encrypted" in bad.json()["reason"]
+    names = [d["file_name"] for d in httpx.get(f"{service}/collections/up/documents").json()["documents"]]
+    assert names == ["notes.txt", "x.pdf"]
+    assert httpx.delete(f"{service}/documents/{doc_id}").status_code == 204
+    assert httpx.get(f"{service}/documents/{doc_id}").status_code == 404
+    r = httpx.post(f"{service}/query", json={"query": "basalt", "collection": "up", "generate": False})
+    assert r.json()["citations"] == []
+
+
+def test_errors_are_clear(service):
+    assert httpx.post(f"{service}/query", json={"query": "x", "collection": "nope"}).status_code == 404
+    r = httpx.post(f"{service}/query", json={"query": "", "collection": "docs"})
+    assert r.status_code == 422
+    assert httpx.get(f"{service}/units/999999/image").status_code == 404
+
+
+def test_table_rows_survive_to_the_citation(service):
+    body = post_query(service, query="Iron mg/kg Etna south", generate=False, filters={"types": ["table"]}).json()
+    assert body["citations"][0]["html"].count("<tr>") == len(TABLE)
+
+
+def test_api_keys_are_checked_when_configured(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from mmrag.settings import Settings
+
+    key = "s3cret-key"
+    app = create_app(Settings(data_dir=tmp_path, api_keys=hashlib.sha256(key.encode()).hexdigest()), warm=False)
+    with TestClient(app) as client:
+        assert client.get("/collections").status_code == 401
+        assert client.get("/collections", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/collections", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert client.get("/collections", headers={"X-API-Key": key}).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes need no key
