@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-generate", action="store_true", help="retrieval only, no answer")
     sp.add_argument("--json", action="store_true", help="print the same JSON as POST /query")
     sp.set_defaults(func=cmd_query)
+
+    from eval.cli import add_arguments, run
+
+    sp = sub.add_parser("eval", help="score retrieval (recall, MRR, nDCG) and answers (BLEU, METEOR) on a dataset; writes a report")
+    add_arguments(sp)
+    sp.set_defaults(func=run)
     return p
 
 

@@ -145,7 +145,13 @@ def build_checkpoint(out: Path, cache_dir: Path) -> Path:
     import open_clip
 
     register(cache_dir)
-    model = open_clip.create_model(MODEL_NAME, pretrained=None, pretrained_text=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns "initialized partially": true until the weights below land
+    try:
+        model = open_clip.create_model(MODEL_NAME, pretrained=None, pretrained_text=True)
+    finally:
+        root.setLevel(level)
     model.eval()
     trunk = model.visual.trunk
     weights = lite0_weights()

@@ -1,0 +1,153 @@
+"""Runs a dataset through the retriever and generator (in process, or a running service) and scores it."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from eval.datasets import Dataset, Example
+from eval.metrics import corpus_bleu, exact_match, meteor, retrieval_scores, sentence_bleu, token_f1
+
+RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+MODES = {  # ablation: name -> (channels, fusion)
+    "bm25": (("bm25",), "convex"),
+    "dense": (("dense",), "convex"),
+    "rrf": (("bm25", "dense", "image"), "rrf"),
+    "fused": (("bm25", "dense", "image"), "convex"),
+}
+TOP_K = 10
+
+
+@dataclass
+class Prediction:
+    id: str
+    question: str
+    references: list[str]
+    relevant: list[str]
+    answer: str | None = None
+    retrieved: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+class InProcessRunner:
+    """Drives mmrag's own retriever and generator, as a user of the library would."""
+
+    def __init__(self, settings, collection: str) -> None:
+        from app.services import Services
+
+        self.services = Services(settings)
+        self.collection = collection
+        if self.services.store.docs.collection_id(collection) is None:
+            raise SystemExit(f"error: no collection named {collection!r} in {settings.data_dir}: ingest the corpus first")
+        self._names: dict[int, str] = {}
+
+    def _file(self, doc_id: int) -> str:
+        if doc_id not in self._names:
+            self._names[doc_id] = (self.services.store.docs.document(doc_id) or {}).get("file_name", "?")
+        return self._names[doc_id]
+
+    def run(self, ex: Example, mode: str, generate: bool) -> Prediction:
+        channels, fusion = MODES[mode]
+        pipeline = self.services.pipeline
+        t0 = time.perf_counter()
+        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, None, channels, fusion)
+        timings = dict(result.timings)
+        retrieved = [{"file_name": self._file(h.unit.document_id), "type": h.unit.type, "page": h.unit.page,
+                      "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
+        answer = None
+        if generate:
+            from app.answer import QueryPipeline
+
+            _, sources, _, _ = QueryPipeline.retrieve(pipeline, ex.question, self.collection, 5, None)
+            t1 = time.perf_counter()
+            answer = pipeline.generator.generate(ex.question, sources).text
+            timings["generate_ms"] = (time.perf_counter() - t1) * 1000
+        timings["wall_ms"] = (time.perf_counter() - t0) * 1000
+        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings)
+
+
+class HttpRunner:
+    """Drives a running mmrag service through POST /query."""
+
+    def __init__(self, url: str, collection: str, api_key: str | None = None) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=300, headers=headers)
+        self.collection = collection
+
+    def run(self, ex: Example, mode: str, generate: bool) -> Prediction:
+        if mode != "fused":
+            raise SystemExit("error: --url evaluates the service as configured; ablation modes need the in-process runner")
+        t0 = time.perf_counter()
+        r = self.client.post("/query", json={"query": ex.question, "collection": self.collection, "top_k": TOP_K, "generate": generate})
+        if r.status_code != 200:
+            raise SystemExit(f"error: the service answered {r.status_code}: {r.text[:300]}")
+        body = r.json()
+        retrieved = [{"file_name": c["file_name"], "type": c["type"], "page": c["page"], "unit_id": c["unit_id"], "score": c["score"]}
+                     for c in body["citations"]]
+        timings = {**body.get("timings_ms", {}), "wall_ms": (time.perf_counter() - t0) * 1000}
+        answer = body["answer"]["text"] if body.get("answer") else None
+        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings)
+
+
+def score_prediction(p: Prediction) -> None:
+    ranking = list(dict.fromkeys(r["file_name"] for r in p.retrieved))
+    p.scores = retrieval_scores(ranking, set(p.relevant)) if p.relevant else {}
+    if p.answer is not None and p.references:
+        p.scores.update(bleu=sentence_bleu(p.answer, p.references), exact_match=exact_match(p.answer, p.references),
+                        f1=token_f1(p.answer, p.references))
+
+
+def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
+    out: dict = {"questions": len(preds)}
+    judged = [p for p in preds if p.relevant]
+    for key in RETRIEVAL_KEYS:
+        out[key] = statistics.fmean(p.scores[key] for p in judged) if judged else None
+    by_type: dict[str, dict] = {}
+    for kind in ("text", "table", "image"):
+        subset = []
+        for p in judged:
+            ranking = list(dict.fromkeys(r["file_name"] for r in p.retrieved if r["type"] == kind))
+            subset.append(retrieval_scores(ranking, set(p.relevant)))
+        if judged and any(r["type"] == kind for p in judged for r in p.retrieved):
+            by_type[kind] = {k: statistics.fmean(s[k] for s in subset) for k in RETRIEVAL_KEYS}
+    out["by_modality"] = by_type
+    answered = [p for p in preds if p.answer is not None and p.references]
+    if answered:
+        out["bleu"] = corpus_bleu([p.answer for p in answered], [p.references for p in answered])
+        out["exact_match"] = statistics.fmean(p.scores["exact_match"] for p in answered)
+        out["f1"] = statistics.fmean(p.scores["f1"] for p in answered)
+        if with_meteor:
+            for p in answered:
+                p.scores["meteor"] = meteor(p.answer, p.references)
+            out["meteor"] = statistics.fmean(p.scores["meteor"] for p in answered)
+    else:
+        out.update(bleu=None, meteor=None, exact_match=None, f1=None)
+    stages = sorted({k for p in preds for k in p.timings})
+    out["latency_ms"] = {s: _summary([p.timings[s] for p in preds if s in p.timings]) for s in stages}
+    return out
+
+
+def _summary(values: list[float]) -> dict:
+    values = sorted(values)
+    if not values:
+        return {}
+    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return {"mean": round(statistics.fmean(values), 2), "p50": round(pick(0.5), 2), "p95": round(pick(0.95), 2), "p99": round(pick(0.99), 2)}
+
+
+def evaluate(dataset: Dataset, runner, modes: list[str], generate: bool, progress: bool = True) -> dict[str, tuple[dict, list[Prediction]]]:
+    from tqdm import tqdm
+
+    results = {}
+    for mode in modes:
+        preds = []
+        for ex in tqdm(dataset.examples, desc=f"eval {mode}", unit="q", disable=not progress, dynamic_ncols=True):
+            p = runner.run(ex, mode, generate and mode == modes[-1])
+            score_prediction(p)
+            preds.append(p)
+        results[mode] = (aggregate(preds, with_meteor=generate and mode == modes[-1]), preds)
+    return results
