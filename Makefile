@@ -26,6 +26,7 @@ serve: install
 	$(VENV)/bin/mmrag serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
 
 test: install
+	@if [ -d /usr/share/wordnet ] && [ ! -d nltk_data/corpora/wordnet ]; then $(PY) -m eval.wordnet; fi
 	$(PY) -m pytest -q tests
 
 lint: install

@@ -141,7 +141,9 @@ class Ingestor:
         t0 = time.perf_counter()
         summary = Summary(collection)
         cid = self.store.docs.collection_id(collection, create=True)
-        files = list(iter_files(paths))
+        own = self.store.data_dir.resolve()
+        # never ingest our own docstore, indexes or images (a data dir inside the folder being ingested)
+        files = [f for f in iter_files(paths) if not f.resolve().is_relative_to(own)]
         bar = _progress(len(files), progress)
         workers = self.settings.parse_workers
         pool = ProcessPoolExecutor(workers, initializer=_init_worker) if workers > 0 and len(files) > 1 else None

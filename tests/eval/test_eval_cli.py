@@ -1,0 +1,90 @@
+"""``python -m eval`` end to end on a small collection: metrics, predictions, report, errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import sacrebleu
+
+from tests.eval.test_metrics import needs_wordnet
+
+DOCS = {
+    "volcano.txt": "Mount Etna is an active volcano on the east coast of Sicily. It is the tallest active volcano in Europe.",
+    "river.txt": "The Danube flows through ten countries and empties into the Black Sea.",
+    "bridge.txt": "The Golden Gate Bridge opened in 1937 and spans the strait at the entrance to San Francisco Bay.",
+}
+QUESTIONS = [
+    {"id": "q1", "question": "Where is Mount Etna?", "answers": ["on the east coast of Sicily"], "relevant_documents": ["volcano.txt"]},
+    {"id": "q2", "question": "Which sea does the Danube empty into?", "answers": ["the Black Sea"], "relevant_documents": ["river.txt"]},
+    {"id": "q3", "question": "When did the Golden Gate Bridge open?", "answers": ["1937"], "relevant_documents": ["bridge.txt"]},
+]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalcorpus")
+    for name, text in DOCS.items():
+        (root / name).write_text(text)
+    data = root / "data"
+    subprocess.run([sys.executable, "-m", "mmrag", "ingest", str(root), "-c", "facts", "--data-dir", str(data)],
+                   check=True, capture_output=True, env={**__import__("os").environ, "MMRAG_IMAGE_MODEL": "none"})
+    dataset = root / "qa.jsonl"
+    dataset.write_text("\n".join(json.dumps(q) for q in QUESTIONS) + "\n")
+    return data, dataset
+
+
+@needs_wordnet
+def test_eval_writes_metrics_predictions_and_report(collection, tmp_path):
+    data, dataset = collection
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(dataset), "--collection", "facts", "--data-dir", str(data),
+                          "--out", str(out), "--ablation", "--no-progress"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "MMRAG_IMAGE_MODEL": "none"})
+    assert run.returncode == 0, run.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("bleu", "meteor", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"):
+        assert isinstance(m[key], float)
+    assert m["recall@10"] == 1.0 and set(m["ablation"]) == {"bm25", "dense", "rrf", "fused"}
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == ["q1", "q2", "q3"] and all(p["retrieved"] for p in preds)
+    # BLEU in metrics.json is sacrebleu's corpus BLEU over predictions.jsonl
+    assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu([p["answer"] for p in preds], [[p["references"][0] for p in preds]]).score)
+    from nltk.translate.meteor_score import meteor_score
+
+    expected = sum(meteor_score([r.lower().split() for r in p["references"]], p["answer"].lower().split()) for p in preds) / 3
+    assert m["meteor"] == pytest.approx(expected)
+    report = (out / "report.md").read_text()
+    assert "## Ablation" in report and "recall_at_k.png" in report and (out / "recall_at_k.png").stat().st_size > 1000
+
+
+def test_malformed_line_is_named(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(QUESTIONS[0]) + "\n{not json}\n")
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(bad), "--collection", "x", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "line 2" in run.stderr and "not valid JSON" in run.stderr
+    bad.write_text(json.dumps({"id": 1, "answers": []}) + "\n")
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(bad), "--collection", "x", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert "line 1" in run.stderr and "question" in run.stderr
+
+
+def test_squad_and_coqa_loaders(tmp_path):
+    from eval.datasets import load_dataset, write_corpus
+
+    squad = {"data": [{"title": "T", "paragraphs": [{"context": "Paris is in France.", "qas": [
+        {"id": "a", "question": "Where is Paris?", "answers": [{"text": "France"}, {"text": "France"}]}]}]}]}
+    (tmp_path / "s.json").write_text(json.dumps(squad))
+    ds = load_dataset(tmp_path / "s.json")
+    assert ds.examples[0].answers == ["France"] and ds.examples[0].relevant_documents == ["squad-000-000.txt"]
+    assert write_corpus(ds, tmp_path / "c") == 1 and (tmp_path / "c" / "squad-000-000.txt").read_text() == "Paris is in France."
+    coqa = {"data": [{"source": "wiki", "id": "s1", "filename": "f", "story": "Tom has a red bike.",
+                      "questions": [{"input_text": "What does Tom have?", "turn_id": 1}, {"input_text": "What color?", "turn_id": 2}],
+                      "answers": [{"input_text": "a bike", "turn_id": 1}, {"input_text": "red", "turn_id": 2}],
+                      "additional_answers": {"0": [{"input_text": "a red bike", "turn_id": 1}]}}]}
+    (tmp_path / "c.json").write_text(json.dumps(coqa))
+    first = load_dataset(tmp_path / "c.json")
+    assert len(first.examples) == 1 and first.examples[0].answers == ["a bike", "a red bike"]
+    every = load_dataset(tmp_path / "c.json", "all")
+    assert every.examples[1].question == "What does Tom have? What color?"
