@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict
 from pathlib import Path
 
 from eval.run import RETRIEVAL_KEYS, Prediction
