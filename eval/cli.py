@@ -57,10 +57,10 @@ def run(args) -> int:
 
         settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
         runner = InProcessRunner(settings, args.collection)
-    from bench.report import machine
     from eval.metrics import MetricSetupError
     from eval.report import write_outputs
     from eval.run import evaluate
+    from mmrag.machine import machine
 
     try:
         results = evaluate(dataset, runner, modes, generate=not args.no_generate, progress=not args.no_progress)
