@@ -1,9 +1,11 @@
-"""Hybrid retrieval: BM25, dense text vectors and image vectors, fused into one list.
+"""Hybrid retrieval: BM25, dense text vectors and image vectors, fused into one ranked list.
 
-Every candidate from any channel gets every feature computed exactly (its BM25 score from the
-full score vector, its dense cosine from its stored vector), so fusion never guesses a missing
-score. Convex fusion z-normalises each feature over the candidate set and takes a weighted sum;
-RRF is offered for comparison.
+Stage 1 (recall): each channel returns its top ``recall_k`` candidates.
+Stage 2 (rerank): every candidate from any channel gets every feature computed exactly (its BM25
+score from the full score vector, its cosine from its stored vector, its best-sentence cosine
+from its stored sentence vectors, its image-text score for figures), so fusion never guesses a
+missing score. Convex fusion z-normalises each feature over the candidates and takes a weighted
+sum; RRF over the channel ranks is offered for comparison.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.settings import Settings
 
 CHANNELS = ("bm25", "dense", "image")
+FEATURES = ("bm25", "dense", "maxsim", "image")
 
 
 @dataclass
@@ -41,9 +44,19 @@ class Retrieval:
     timings: dict[str, float]
 
 
-def _z(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+@dataclass
+class Candidates:
+    """The recall stage's output: candidate unit ids, their channel ranks and their features."""
+
+    ids: np.ndarray
+    ranks: list[dict[str, int]]
+    features: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (values, present)
+    timings: dict[str, float]
+
+
+def zscore(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     """z-score over the candidates that have the feature; absent ones sit at the mean (0)."""
-    out = np.zeros_like(values)
+    out = np.zeros_like(values, dtype=np.float64)
     if present.sum() >= 2:
         v = values[present]
         sd = v.std()
@@ -51,9 +64,24 @@ def _z(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
+def convex(features: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float]) -> np.ndarray:
+    n = len(next(iter(features.values()))[0]) if features else 0
+    total = np.zeros(n)
+    for name, (vals, present) in features.items():
+        w = weights.get(name, 0.0)
+        if w:
+            total += w * zscore(vals, present)
+    return total
+
+
 class HybridRetriever:
     def __init__(self, store: Store, settings: Settings, text: TextEmbedder, image: ImageEmbedder | None = None) -> None:
         self.store, self.settings, self.text, self.image = store, settings, text, image
+
+    @property
+    def weights(self) -> dict[str, float]:
+        s = self.settings
+        return {"bm25": s.weight_bm25, "dense": s.weight_dense, "maxsim": s.weight_maxsim, "image": s.weight_image}
 
     def _allowed(self, cid: int, filters: Filters | None) -> np.ndarray | None:
         if filters is None or (not filters.types and not filters.document_ids):
@@ -67,8 +95,8 @@ class HybridRetriever:
             params += [int(d) for d in filters.document_ids]
         return np.array([r[0] for r in self.store.docs.query(sql, tuple(params))], np.int64)
 
-    def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,
-                 channels: tuple[str, ...] = CHANNELS, fusion: str | None = None) -> Retrieval:
+    def candidates(self, query: str, collection: str, k: int, filters: Filters | None = None,
+                   channels: tuple[str, ...] = CHANNELS) -> Candidates:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         cid = self.store.docs.collection_id(collection)
@@ -76,11 +104,11 @@ class HybridRetriever:
             raise KeyError(collection)
         ci = self.store.indexes(cid)
         allowed = self._allowed(cid, filters)
+        empty = Candidates(np.zeros(0, np.int64), [], {}, timings)
         if allowed is not None and len(allowed) == 0:
-            return Retrieval([], {"total_ms": 0.0})
+            return empty
         allowed_set = set(allowed.tolist()) if allowed is not None else None
-        k = max(self.settings.recall_k, top_k)
-        cand: dict[int, dict[str, int]] = {}  # unit id -> channel -> rank
+        cand: dict[int, dict[str, int]] = {}
 
         def collect(name: str, ids) -> None:
             rank = 0
@@ -90,66 +118,87 @@ class HybridRetriever:
                     continue
                 cand.setdefault(uid, {})[name] = rank
                 rank += 1
+                if rank >= k:
+                    break
 
         bm25 = ci.bm25.score_all(query) if "bm25" in channels else None
         if bm25 is not None:
-            ids, _ = bm25.top(k, allowed)
-            collect("bm25", ids)
+            collect("bm25", bm25.top(k, allowed)[0])
         timings["bm25_ms"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()
-        qvec = None
-        if "dense" in channels and ci.vectors["text"] is not None:
-            qvec = self.text.embed([query], kind="query")
+        qvec = self.text.embed([query], kind="query") if ci.vectors["text"] is not None else None
+        if "dense" in channels and qvec is not None:
             over = k if allowed is None else min(len(ci.vectors["text"]), k * 8)
-            _, ids = ci.vectors["text"].search(qvec, over)
-            collect("dense", ids[0][:over])
+            collect("dense", ci.vectors["text"].search(qvec, over)[1][0])
         timings["dense_ms"] = (time.perf_counter() - t1) * 1000
 
         t2 = time.perf_counter()
         ivec = None
-        if "image" in channels and self.image is not None and ci.vectors["image"] is not None and len(ci.vectors["image"]):
+        if self.image is not None and ci.vectors["image"] is not None and len(ci.vectors["image"]):
             ivec = self.image.embed_texts([query])
-            over = k if allowed is None else min(len(ci.vectors["image"]), k * 8)
-            _, ids = ci.vectors["image"].search(ivec, over)
-            collect("image", ids[0])
+            if "image" in channels:
+                over = k if allowed is None else min(len(ci.vectors["image"]), k * 8)
+                collect("image", ci.vectors["image"].search(ivec, over)[1][0])
         timings["image_ms"] = (time.perf_counter() - t2) * 1000
+        if not cand:
+            return empty
 
         t3 = time.perf_counter()
-        hits = self._fuse(cand, bm25, qvec, ivec, fusion or self.settings.fusion)
-        hits = hits[:top_k]
-        units = self.store.docs.units([h[0] for h in hits])
-        out = [Hit(units[uid], score, feats, cand[uid]) for uid, score, feats in hits if uid in units]
-        timings["fuse_ms"] = (time.perf_counter() - t3) * 1000
-        timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        return Retrieval(out, timings)
-
-    def _fuse(self, cand, bm25, qvec, ivec, fusion: str) -> list[tuple[int, float, dict]]:
-        if not cand:
-            return []
         ids = np.fromiter(cand, np.int64, len(cand))
-        if fusion == "rrf":
-            scores = np.array([sum(1.0 / (self.settings.rrf_k + r + 1) for r in cand[int(u)].values()) for u in ids])
-            order = np.argsort(-scores, kind="stable")
-            return [(int(ids[i]), float(scores[i]), {}) for i in order]
-        feats = {}
+        features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if bm25 is not None:
-            feats["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
-        for name, vec, column in (("dense", qvec, "text_vec"), ("image", ivec, "image_vec")):
-            if vec is None:
-                continue
-            got, matrix = self.store.docs.vectors(ids, column)
-            vals = np.zeros(len(ids))
-            present = np.zeros(len(ids), bool)
-            if len(got):
-                where = {int(u): i for i, u in enumerate(ids)}
-                idx = np.array([where[int(u)] for u in got])
-                vals[idx] = matrix @ vec[0]
-                present[idx] = True
-            feats[name] = (vals, present)
-        weights = {"bm25": self.settings.weight_bm25, "dense": self.settings.weight_dense, "image": self.settings.weight_image}
-        total = np.zeros(len(ids))
-        for name, (vals, present) in feats.items():
-            total += weights[name] * _z(vals, present)
-        order = np.argsort(-total, kind="stable")
-        return [(int(ids[i]), float(total[i]), {n: float(v[0][i]) for n, v in feats.items() if v[1][i]}) for i in order]
+            features["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
+        if qvec is not None and "dense" in channels:
+            features["dense"] = self._cosines(ids, qvec[0], "text_vec")
+            features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"])
+        if ivec is not None and "image" in channels:
+            features["image"] = self._cosines(ids, ivec[0], "image_vec")
+        timings["features_ms"] = (time.perf_counter() - t3) * 1000
+        return Candidates(ids, [cand[int(u)] for u in ids], features, timings)
+
+    def _cosines(self, ids: np.ndarray, vec: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
+        got, matrix = self.store.docs.vectors(ids, column)
+        vals, present = np.zeros(len(ids)), np.zeros(len(ids), bool)
+        if len(got):
+            where = {int(u): i for i, u in enumerate(ids)}
+            idx = np.array([where[int(u)] for u in got])
+            vals[idx] = matrix @ vec
+            present[idx] = True
+        return vals, present
+
+    def _maxsim(self, ids: np.ndarray, vec: np.ndarray, dense: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Best cosine between the query and any one sentence; the unit's own cosine where it has one sentence."""
+        vals, present = dense[0].copy(), dense[1].copy()
+        sentences = self.store.docs.sentence_vectors(ids)
+        for i, uid in enumerate(ids):
+            sv = sentences.get(int(uid))
+            if sv is not None:
+                vals[i] = max(vals[i], float((sv @ vec).max()))
+                present[i] = True
+        return vals, present
+
+    def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,
+                 channels: tuple[str, ...] = CHANNELS, fusion: str | None = None) -> Retrieval:
+        t0 = time.perf_counter()
+        cands = self.candidates(query, collection, max(self.settings.recall_k, top_k), filters, channels)
+        timings = cands.timings
+        if len(cands.ids) == 0:
+            timings["total_ms"] = (time.perf_counter() - t0) * 1000
+            return Retrieval([], timings)
+        t1 = time.perf_counter()
+        if (fusion or self.settings.fusion) == "rrf":
+            scores = np.array([sum(1.0 / (self.settings.rrf_k + r + 1) for r in ranks.values()) for ranks in cands.ranks])
+        else:
+            scores = convex(cands.features, self.weights)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        units = self.store.docs.units([int(cands.ids[i]) for i in order])
+        hits = []
+        for i in order:
+            uid = int(cands.ids[i])
+            if uid in units:
+                feats = {n: float(v[0][i]) for n, v in cands.features.items() if v[1][i]}
+                hits.append(Hit(units[uid], float(scores[i]), feats, cands.ranks[i]))
+        timings["rerank_ms"] = (time.perf_counter() - t1) * 1000
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        return Retrieval(hits, timings)

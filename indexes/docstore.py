@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS units (
     image_vec BLOB
 );
 CREATE INDEX IF NOT EXISTS units_document ON units(document_id);
+CREATE TABLE IF NOT EXISTS sentence_vecs (
+    unit_id INTEGER PRIMARY KEY REFERENCES units(id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    vecs BLOB NOT NULL
+);
 CREATE INDEX IF NOT EXISTS units_collection ON units(collection_id);
 """
 # AUTOINCREMENT: ids are never reused, so an index file that holds id N can only mean that unit.
@@ -214,6 +219,11 @@ class DocStore:
                      None if u.get("text_vec") is None else np.asarray(u["text_vec"], np.float32).tobytes(),
                      None if u.get("image_vec") is None else np.asarray(u["image_vec"], np.float32).tobytes()))
                 new_ids.append(cur.lastrowid)
+                sv = u.get("sentence_vecs")
+                if sv is not None and len(sv):
+                    # float16 halves the space; max-sim ranking is unchanged at this precision
+                    db.execute("INSERT INTO sentence_vecs (unit_id, n, vecs) VALUES (?, ?, ?)",
+                               (cur.lastrowid, len(sv), np.asarray(sv, np.float16).tobytes()))
             db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (collection_id,))
         return doc_id, new_ids, removed
 
@@ -279,6 +289,17 @@ class DocStore:
                 vecs.append(_vec(row[1]))
         matrix = np.vstack(vecs) if vecs else np.zeros((0, 0), np.float32)
         return np.array(got_ids, np.int64), matrix
+
+    def sentence_vectors(self, ids: np.ndarray) -> dict[int, np.ndarray]:
+        """Per unit, its sentences' vectors (n x dim, float32), for units that have them."""
+        out: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            for uid, n, blob in self._conn().execute(f"SELECT unit_id, n, vecs FROM sentence_vecs WHERE unit_id IN ({marks})", chunk):
+                out[uid] = np.frombuffer(blob, dtype=np.float16).reshape(n, -1).astype(np.float32)
+        return out
 
     def search_texts(self, ids: np.ndarray) -> list[tuple[int, str]]:
         units = self.units(list(ids))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.store import Store
+from ingest.chunking import split_sentences
 from ingest.parse import DirectoryImageSink, ParsedDocument, content_hash, parse_document
 from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.errors import DocumentError
@@ -232,7 +233,7 @@ class Ingestor:
     def _embed_and_commit(self, docs: list[tuple]) -> list[FileResult]:
         """Embed the units of several parsed documents in shared batches, then commit each one."""
         all_units: list[Unit] = [u for d in docs for u in d[5].units]
-        text_vecs = self._text_vectors(all_units)
+        text_vecs, sentence_vecs = self._text_vectors(all_units)
         image_vecs = self._image_vectors(all_units)
         results, offset = [], 0
         for cid, source, name, digest, size, parsed in docs:
@@ -241,21 +242,41 @@ class Ingestor:
                 row = unit.to_dict()
                 row["text_vec"] = text_vecs[offset + k]
                 row["image_vec"] = image_vecs[offset + k]
+                row["sentence_vecs"] = sentence_vecs[offset + k]
                 rows.append(row)
             offset += len(parsed.units)
             doc_id, _ids = self.store.commit_document(cid, source, name, digest, parsed.format, parsed.pages, size, rows)
             results.append(FileResult(source, "ok", None, doc_id, len(rows), parsed.format))
         return results
 
-    def _text_vectors(self, units: list[Unit]) -> list[np.ndarray | None]:
+    def _text_vectors(self, units: list[Unit]) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        """Unit vectors, and for text units of several sentences, one vector per sentence.
+
+        Sentence vectors feed the reranker's max-sim feature (the best match between the query and
+        any one sentence), which recovers passages whose answer sits in one sentence of many. They
+        are embedded in the same batched call as the units.
+        """
         texts = [u.search_text() for u in units]
         todo = [i for i, t in enumerate(texts) if t.strip()]
+        sentences: dict[int, list[str]] = {}
+        if self.settings.sentence_vectors:
+            for i in todo:
+                if units[i].type == "text":
+                    parts = split_sentences(units[i].text)
+                    if len(parts) > 1:
+                        sentences[i] = parts
+        batch = [texts[i] for i in todo] + [s for parts in sentences.values() for s in parts]
         out: list[np.ndarray | None] = [None] * len(units)
-        if todo:
-            vecs = self.text.embed([texts[i] for i in todo], kind="passage")
-            for i, v in zip(todo, vecs):
-                out[i] = v
-        return out
+        sent_out: list[np.ndarray | None] = [None] * len(units)
+        if batch:
+            vecs = self.text.embed(batch, kind="passage")
+            for k, i in enumerate(todo):
+                out[i] = vecs[k]
+            offset = len(todo)
+            for i, parts in sentences.items():
+                sent_out[i] = vecs[offset:offset + len(parts)]
+                offset += len(parts)
+        return out, sent_out
 
     def _image_vectors(self, units: list[Unit]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = [None] * len(units)

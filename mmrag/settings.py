@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     torch_threads: int = 0  # 0: let torch decide
 
     # Ingestion
+    sentence_vectors: bool = Field(True, description="embed each sentence of text units too (reranker's max-sim feature)")
     parse_workers: int = Field(1, ge=0, description="processes parsing while the main one embeds; 0 parses inline")
     commit_every: int = Field(32, description="documents between index snapshots")
 
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     weight_bm25: float = 0.5
     weight_dense: float = 0.5
     weight_image: float = 0.5
+    weight_maxsim: float = 0.0
     rrf_k: int = 60
     faiss_flat_max: int = Field(100_000, description="exact search up to this many vectors, IVF above")
     faiss_nprobe: int = 16
