@@ -170,7 +170,7 @@ def run_langchain(texts, vecs, questions, workdir: Path, max_queries: int) -> di
     t0 = time.perf_counter()
     metas = [{"i": i} for i in range(len(texts))]
     bm25 = BM25Retriever.from_texts(texts, metadatas=metas, k=10)
-    faiss_store = FAISS.from_embeddings(list(zip(texts, vecs.tolist())), MiniLM(), metadatas=metas)
+    faiss_store = FAISS.from_embeddings(list(zip(texts, vecs)), MiniLM(), metadatas=metas)  # numpy rows: 1M Python-float lists need ~10 GB
     ensemble = EnsembleRetriever(retrievers=[bm25, faiss_store.as_retriever(search_kwargs={"k": 10})], weights=[0.5, 0.5])
     build = time.perf_counter() - t0
     qs = questions[:max_queries]
@@ -214,8 +214,10 @@ def main() -> None:
     from bench.report import machine, write_section
 
     cache = Path(tempfile.mkdtemp(prefix="mmrag-latency-"))
+    # results accumulate across runs, so a rerun of one size or system updates only its rows
+    store_file = Path("docs/bench-data/retrieval_latency.json")
+    saved = json.loads(store_file.read_text()) if store_file.exists() else {}
     lc_max = dict(tuple(int(x) for x in s.split(":")) for s in args.langchain_max.split(","))
-    rows = []
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     for n in [int(s) for s in args.sizes.split(",")]:
         res = {}
@@ -230,8 +232,13 @@ def main() -> None:
                 print(proc.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"{system} at {n} failed")
             res[system] = json.loads(line[7:])
+            saved[f"{n}:{system}"] = res[system]
+            store_file.parent.mkdir(parents=True, exist_ok=True)
+            store_file.write_text(json.dumps(saved, indent=1))
             print(n, system, res[system], flush=True)
-        rows.append((n, res))
+    rows = []
+    for n in sorted({int(k.split(":")[0]) for k in saved}):
+        rows.append((n, {sys_: saved[f"{n}:{sys_}"] for sys_ in ("ours", "langchain") if f"{n}:{sys_}" in saved}))
     lines = ["## Retrieval latency and memory", "",
              f"Machine: {machine()}. Command: `python -m bench.retrieval_latency --sizes {args.sizes}`.", "",
              "Per query: embed the question, recall 100 candidates from BM25 and from FAISS, compute every feature for every "
@@ -241,10 +248,10 @@ def main() -> None:
              "", "| units | system | p50 ms | p95 ms | p99 ms | q/s (1 client) | q/s (16 clients) | MRR@10 | memory MB | build s | speed-up (p50) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, res in rows:
-        ours = res["ours"]
+        ours = res.get("ours")
         for system, r in res.items():
             label = "mmrag" if system == "ours" else f"LangChain ({r.get('queries', N_QUERIES)} queries)"
-            speed = "" if system == "ours" else f"mmrag {r['c1_p50'] / ours['c1_p50']:.0f}x faster"
+            speed = "" if system == "ours" or not ours else f"mmrag {r['c1_p50'] / ours['c1_p50']:.0f}x faster"
             lines.append(f"| {n:,} | {label} | {r['c1_p50']:.1f} | {r['c1_p95']:.1f} | {r['c1_p99']:.1f} | {r['c1_qps']:.1f} | "
                          f"{r['c16_qps']:.1f} | {r['mrr']:.3f} | {r['rss_mb']:.0f} | {r['build_s']:.0f} | {speed} |")
     write_section(args.out, "retrieval-latency", "\n".join(lines))

@@ -58,9 +58,7 @@ class InProcessRunner:
                       "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
         answer = None
         if generate:
-            from app.answer import QueryPipeline
-
-            _, sources, _, _ = QueryPipeline.retrieve(pipeline, ex.question, self.collection, 5, None)
+            _, sources, _, _ = pipeline.retrieve(ex.question, self.collection, 5, None)
             t1 = time.perf_counter()
             answer = pipeline.generator.generate(ex.question, sources).text
             timings["generate_ms"] = (time.perf_counter() - t1) * 1000

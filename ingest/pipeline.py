@@ -153,6 +153,7 @@ class Ingestor:
         ready: list[tuple] = []
         since_save = 0
         parse_seconds: dict[str, float] = {}
+        last_save = [time.monotonic()]
 
         def finish(result: FileResult) -> None:
             nonlocal since_save
@@ -170,9 +171,12 @@ class Ingestor:
                 for res in self._embed_and_commit(ready):
                     finish(res)
                 ready.clear()
-            if since_save >= self.settings.commit_every:
+            # Snapshots only shorten the catch-up after a crash (SQLite already holds every commit),
+            # and each rewrites whole index files: keep them few on big collections.
+            if since_save >= self.settings.commit_every and time.monotonic() - last_save[0] >= self.settings.snapshot_interval_s:
                 self.store.save(cid)
                 since_save = 0
+                last_save[0] = time.monotonic()
 
         def drain_one() -> None:
             path, digest, size, fut = pending.pop(0)

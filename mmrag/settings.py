@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     # Ingestion
     sentence_vectors: bool = Field(True, description="embed each sentence of text units too (reranker's max-sim feature)")
     parse_workers: int = Field(1, ge=0, description="processes parsing while the main one embeds; 0 parses inline")
-    commit_every: int = Field(32, description="documents between index snapshots")
+    commit_every: int = Field(32, description="documents between index snapshots (each document commits on its own)")
+    snapshot_interval_s: float = Field(30.0, description="and at least this long between snapshots: they are O(index size)")
 
     # Retrieval
     recall_k: int = Field(100, description="candidates each recall channel returns")

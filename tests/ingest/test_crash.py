@@ -82,7 +82,7 @@ def check_store(data: Path) -> int:
 def test_sigkill_at_random_points_leaves_a_consistent_store(tmp_path):
     corpus, data = tmp_path / "corpus", tmp_path / "data"
     n_files = make_corpus(corpus)
-    env = {**os.environ, "MMRAG_IMAGE_MODEL": "none", "MMRAG_COMMIT_EVERY": "1", "MMRAG_OCR_ENGINE": "none",
+    env = {**os.environ, "MMRAG_IMAGE_MODEL": "none", "MMRAG_COMMIT_EVERY": "1", "MMRAG_SNAPSHOT_INTERVAL_S": "0", "MMRAG_OCR_ENGINE": "none",
            "MMRAG_EMBED_BATCH_SIZE": "8", "MMRAG_PARSE_WORKERS": "1"}
     cmd = [sys.executable, "-m", "mmrag", "ingest", str(corpus), "-c", "crash", "--data-dir", str(data), "--no-progress"]
     rng = random.Random(1234)
