@@ -179,7 +179,8 @@ class HybridRetriever:
         return vals, present
 
     def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,
-                 channels: tuple[str, ...] = CHANNELS, fusion: str | None = None) -> Retrieval:
+                 channels: tuple[str, ...] = CHANNELS, fusion: str | None = None,
+                 weights: dict[str, float] | None = None) -> Retrieval:
         t0 = time.perf_counter()
         cands = self.candidates(query, collection, max(self.settings.recall_k, top_k), filters, channels)
         timings = cands.timings
@@ -190,7 +191,7 @@ class HybridRetriever:
         if (fusion or self.settings.fusion) == "rrf":
             scores = np.array([sum(1.0 / (self.settings.rrf_k + r + 1) for r in ranks.values()) for ranks in cands.ranks])
         else:
-            scores = convex(cands.features, self.weights)
+            scores = convex(cands.features, {**self.weights, **(weights or {})})
         order = np.argsort(-scores, kind="stable")[:top_k]
         units = self.store.docs.units([int(cands.ids[i]) for i in order])
         hits = []

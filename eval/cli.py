@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-generate", action="store_true", help="retrieval metrics only (no answers, no BLEU/METEOR)")
     p.add_argument("--url", help="evaluate a running service (POST URL/query) instead of the in-process pipeline")
     p.add_argument("--api-key", help="API key for --url")
-    p.add_argument("--ablation", action="store_true", help="also run bm25, dense and rrf retrieval and tabulate them")
+    p.add_argument("--ablation", action="store_true", help="also run bm25, dense, rrf and fused (no rerank) retrieval and tabulate them")
     p.add_argument("--limit", type=int, help="evaluate a random sample of this many questions (seeded)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--coqa-turns", choices=["first", "all"], default="first", help="CoQA: ask only each story's first question, or every turn")
@@ -45,12 +45,14 @@ def run(args) -> int:
         return 2
     if args.limit and args.limit < len(dataset.examples):
         dataset.examples = random.Random(args.seed).sample(dataset.examples, args.limit)
-    modes = ["bm25", "dense", "rrf", "fused"] if args.ablation else ["fused"]
+    from eval.run import DEFAULT_MODE, MODES
+
+    modes = list(MODES) if args.ablation else [DEFAULT_MODE]
     if args.url:
         from eval.run import HttpRunner
 
         runner = HttpRunner(args.url, args.collection, args.api_key)
-        modes = ["fused"]
+        modes = [DEFAULT_MODE]
     else:
         from eval.run import InProcessRunner
         from mmrag.settings import Settings

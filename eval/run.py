@@ -10,12 +10,15 @@ from eval.datasets import Dataset, Example
 from eval.metrics import corpus_bleu, exact_match, meteor, retrieval_scores, sentence_bleu, token_f1
 
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
-MODES = {  # ablation: name -> (channels, fusion)
-    "bm25": (("bm25",), "convex"),
-    "dense": (("dense",), "convex"),
-    "rrf": (("bm25", "dense", "image"), "rrf"),
-    "fused": (("bm25", "dense", "image"), "convex"),
+ALL = ("bm25", "dense", "image")
+MODES = {  # ablation: name -> (channels, fusion, weight overrides)
+    "bm25": (("bm25",), "convex", None),
+    "dense": (("dense",), "convex", {"maxsim": 0.0}),
+    "rrf": (ALL, "rrf", None),
+    "fused": (ALL, "convex", {"maxsim": 0.0, "bm25": 0.5, "dense": 0.5}),  # first stage: BM25 + dense only
+    "fused+rerank": (ALL, "convex", None),  # the default: plus best-sentence similarity
 }
+DEFAULT_MODE = "fused+rerank"
 TOP_K = 10
 
 
@@ -49,10 +52,10 @@ class InProcessRunner:
         return self._names[doc_id]
 
     def run(self, ex: Example, mode: str, generate: bool) -> Prediction:
-        channels, fusion = MODES[mode]
+        channels, fusion, weights = MODES[mode]
         pipeline = self.services.pipeline
         t0 = time.perf_counter()
-        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, None, channels, fusion)
+        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, None, channels, fusion, weights)
         timings = dict(result.timings)
         retrieved = [{"file_name": self._file(h.unit.document_id), "type": h.unit.type, "page": h.unit.page,
                       "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
@@ -77,7 +80,7 @@ class HttpRunner:
         self.collection = collection
 
     def run(self, ex: Example, mode: str, generate: bool) -> Prediction:
-        if mode != "fused":
+        if mode != DEFAULT_MODE:
             raise SystemExit("error: --url evaluates the service as configured; ablation modes need the in-process runner")
         t0 = time.perf_counter()
         r = self.client.post("/query", json={"query": ex.question, "collection": self.collection, "top_k": TOP_K, "generate": generate})
