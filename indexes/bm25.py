@@ -43,17 +43,20 @@ class BM25Index:
     # -- writing -------------------------------------------------------------------------
     def add(self, items: Iterable[tuple[int, str]]) -> None:
         with self._lock:
+            before = len(self._pending)
             for unit_id, text in items:
                 counts = Counter(self.tokenizer(text))
                 terms = np.fromiter((self.vocab.setdefault(t, len(self.vocab)) for t in counts), np.int32, len(counts))
                 tfs = np.fromiter(counts.values(), np.int32, len(counts))
                 self._pending.append((int(unit_id), terms, tfs))
                 self._deleted.discard(int(unit_id))
-            self._dirty = True
+            self._dirty |= len(self._pending) > before  # an empty add must not force a recompile
 
     def remove(self, unit_ids: Iterable[int]) -> None:
         with self._lock:
             gone = {int(i) for i in unit_ids}
+            if not gone:
+                return
             self._pending = [p for p in self._pending if p[0] not in gone]
             self._deleted |= gone
             self._dirty = True
