@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.api import routes
+from app.jobs import JobRunner
 from app.services import Services
 from mmrag import __version__
 from mmrag.settings import Settings
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, warm: bool = True) -> FastAPI:
     app = FastAPI(title="mmrag", version=__version__, lifespan=lifespan,
                   description="Multimodal retrieval-augmented generation over your documents, with cited evidence.")
     app.state.services = services
+    app.state.jobs = JobRunner(services)
     app.state.ready = False
 
     @app.middleware("http")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,7 +138,9 @@ class Ingestor:
         return result
 
     # -- batches -------------------------------------------------------------------------
-    def ingest_paths(self, paths: Iterable[str | Path], collection: str, progress: bool = True) -> Summary:
+    def ingest_paths(self, paths: Iterable[str | Path], collection: str, progress: bool = True,
+                     on_result: Callable[[FileResult, int], None] | None = None) -> Summary:
+        """Ingest files and folders. ``on_result(result, total)`` is called after each file (job progress)."""
         t0 = time.perf_counter()
         summary = Summary(collection)
         cid = self.store.docs.collection_id(collection, create=True)
@@ -163,6 +165,8 @@ class Ingestor:
             bar.set_postfix(ok=summary.ok, skipped=summary.skipped, failed=summary.failed, refresh=False)
             if result.status == "failed":
                 log.warning("%s: %s", result.path, result.reason)
+            if on_result is not None:
+                on_result(result, len(files))
             since_save += result.status == "ok"
 
         def flush_ready() -> None:

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     # Service
     api_keys: str = Field("", description="comma-separated sha256 hex digests of accepted API keys; empty: no auth")
     max_upload_mb: float = 100.0
+    ingest_roots: str = Field("", description="comma-separated folders a batch job may read (POST /jobs with paths); empty: uploads only")
 
     @property
     def db_path(self) -> Path:

@@ -120,3 +120,26 @@ def test_api_keys_are_checked_when_configured(tmp_path):
         assert client.get("/collections", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert client.get("/collections", headers={"X-API-Key": key}).status_code == 200
         assert client.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_batch_job_from_uploads_reports_progress_and_failures(service, fixtures):
+    import time
+
+    files = [("files", ("a.md", fixtures["md"].read_bytes())), ("files", ("b.pdf", fixtures["truncated_pdf"].read_bytes()))]
+    r = httpx.post(f"{service}/collections/jobs/jobs/upload", files=files, timeout=60)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    for _ in range(240):
+        job = httpx.get(f"{service}/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.5)
+    assert job["status"] == "done" and (job["ok"], job["failed"], job["total"]) == (1, 1, 2)
+    assert "truncated" in job["failures"][0]["reason"]
+    names = [d["file_name"] for d in httpx.get(f"{service}/collections/jobs/documents").json()["documents"]]
+    assert any(n.endswith("a.md") for n in names)
+
+
+def test_server_side_paths_need_an_allowed_root(service):
+    r = httpx.post(f"{service}/collections/x/jobs", json={"paths": ["/etc"]})
+    assert r.status_code == 403 and "MMRAG_INGEST_ROOTS" in r.json()["detail"]
