@@ -298,7 +298,8 @@ class Ingestor:
                 try:
                     with Image.open(u.image_path) as im:
                         im.draft("RGB", (448, 448))  # JPEG: decode at reduced size, the model sees 224 px
-                        images.append(im.convert("RGB"))
+                        im.load()
+                        images.append(im.copy())  # the embedder handles modes and transparency
                     todo.append(i)
                 except Exception as exc:  # EMF/WMF and other formats PIL cannot read stay text-findable
                     log.info("image %s not embedded (%s)", u.image_path, exc)

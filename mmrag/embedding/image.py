@@ -13,6 +13,15 @@ from PIL import Image, ImageOps
 from mmrag.embedding import bridge
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Transparent pixels become white (converting RGBA straight to RGB turns them black)."""
+    if img.mode in ("RGBA", "LA", "P") and (img.mode != "P" or "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
 def pad_to_square(img: Image.Image, fill=(255, 255, 255)) -> Image.Image:
     """Pad on white, keeping the whole picture (clip-art and figures sit on white pages)."""
     w, h = img.size
@@ -44,7 +53,7 @@ class OpenClipEmbedder:
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        prepared = [self.preprocess(pad_to_square(im.convert("RGB")) if self.pad_white else im.convert("RGB")) for im in images]
+        prepared = [self.preprocess(pad_to_square(to_rgb(im)) if self.pad_white else to_rgb(im)) for im in images]
         with self._lock, torch.no_grad():
             batch = torch.stack(prepared).contiguous(memory_format=torch.channels_last)
             vecs = self.model.encode_image(batch, normalize=True)
