@@ -192,7 +192,7 @@ class Ingestor:
                 return
             parse_seconds[str(path)] = secs
             ready.append((cid, str(path), path.name, digest, size, parsed))
-            if sum(len(r[5].units) for r in ready) >= 4 * self.settings.embed_batch_size or not pending:
+            if sum(len(r[5].units) for r in ready) >= 4 * self.settings.embed_batch_size:  # the last batch flushes after the loop
                 flush_ready()
 
         try:
