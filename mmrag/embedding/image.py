@@ -62,6 +62,8 @@ class OpenClipEmbedder:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        out = []
         with self._lock, torch.no_grad():
-            vecs = self.model.encode_text(self.tokenizer(texts), normalize=True)
-        return vecs.float().numpy()
+            for start in range(0, len(texts), 256):  # bounded memory for long lists
+                out.append(self.model.encode_text(self.tokenizer(texts[start:start + 256]), normalize=True).float().numpy())
+        return np.concatenate(out)
