@@ -1,0 +1,57 @@
+"""The offline image-text model: loads through open_clip from packaged weights, and ranks sensibly."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+CAPTIONS = {"drums.png": "a drum kit", "bulldog-puppy.png": "a bulldog puppy", "orange-slice.png": "a slice of orange"}
+
+
+def test_registered_with_open_clip_and_loaded_from_a_local_checkpoint(image_embedder):
+    import open_clip
+
+    assert "mmrag-bridge-lite0" in open_clip.list_models()
+    assert image_embedder.dim == 384 and image_embedder.name.endswith(".pt")
+
+
+def test_matching_captions_rank_first_both_ways(image_embedder):
+    images = [Image.open(IMAGES / name) for name in CAPTIONS]
+    iv = image_embedder.embed_images(images)
+    tv = image_embedder.embed_texts(list(CAPTIONS.values()))
+    np.testing.assert_allclose(np.linalg.norm(iv, axis=1), 1, rtol=1e-4)
+    sim = tv @ iv.T
+    assert list(sim.argmax(1)) == [0, 1, 2]  # each caption finds its drawing
+    assert list(sim.argmax(0)) == [0, 1, 2]  # each drawing finds its caption
+
+
+def test_text_tower_is_minilm_with_mean_pooling(image_embedder, text_embedder):
+    texts = ["a slice of orange", "Where is the harbour lighthouse?"]
+    a, b = image_embedder.embed_texts(texts), text_embedder.embed(texts)
+    np.testing.assert_allclose((a * b).sum(1), 1.0, atol=1e-4)
+
+
+def test_transparent_background_is_white_not_black(image_embedder):
+    from mmrag.embedding.image import to_rgb
+
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert to_rgb(rgba).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.slow
+def test_caption_less_images_with_neutral_names_are_found_by_text(ingestor, tmp_path, text_embedder, image_embedder, settings):
+    from app.retrieval import Filters, HybridRetriever
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k, name in enumerate(CAPTIONS):
+        shutil.copy(IMAGES / name, folder / f"IMG_{k:04d}.png")
+    ingestor.ingest_paths([folder], "photos", progress=False)
+    retriever = HybridRetriever(ingestor.store, settings, text_embedder, image_embedder)
+    for k, caption in enumerate(CAPTIONS.values()):
+        hits = retriever.retrieve(caption, "photos", 3, Filters(types=["image"])).hits
+        doc = ingestor.store.docs.document(hits[0].unit.document_id)
+        assert doc["file_name"] == f"IMG_{k:04d}.png", caption
