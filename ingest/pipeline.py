@@ -144,9 +144,7 @@ class Ingestor:
         t0 = time.perf_counter()
         summary = Summary(collection)
         cid = self.store.docs.collection_id(collection, create=True)
-        own = self.store.data_dir.resolve()
-        # never ingest our own docstore, indexes or images (a data dir inside the folder being ingested)
-        files = [f for f in iter_files(paths) if not f.resolve().is_relative_to(own)]
+        files = [f for f in iter_files(paths) if not self._is_own_file(f)]
         bar = _progress(len(files), progress)
         workers = self.settings.parse_workers
         pool = ProcessPoolExecutor(workers, initializer=_init_worker) if workers > 0 and len(files) > 1 else None
@@ -217,6 +215,14 @@ class Ingestor:
             bar.close()
         summary.seconds = time.perf_counter() - t0
         return summary
+
+    def _is_own_file(self, path: Path) -> bool:
+        """Our docstore, indexes, images and models, met when the data dir sits inside an ingested folder."""
+        data = self.store.data_dir.resolve()
+        p = path.resolve()
+        if p.parent == data:
+            return p.name.startswith(("mmrag.sqlite", "writer.lock"))
+        return any(p.is_relative_to(data / sub) for sub in ("indexes", "blobs", "models", "open_clip_configs"))
 
     def _precheck(self, cid: int, path: Path) -> FileResult | tuple[str, int]:
         """Read and hash a file; unchanged files are skipped before any parsing."""

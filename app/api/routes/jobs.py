@@ -42,7 +42,9 @@ def create_job(name: str, body: PathJob, request: Request, services: ServicesDep
 def upload_job(name: str, files: list[UploadFile], request: Request, services: ServicesDep) -> dict:
     """Upload several files and ingest them as one background job."""
     limit = int(services.settings.max_upload_mb * 2**20)
-    folder = Path(tempfile.mkdtemp(prefix="job-", dir=services.store.data_dir))
+    uploads = services.store.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="job-", dir=uploads))
     for i, f in enumerate(files):
         data = f.file.read(limit + 1)
         if len(data) > limit:
