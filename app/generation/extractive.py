@@ -24,7 +24,12 @@ class ExtractiveGenerator:
         candidates: list[tuple[str, int]] = []
         for src in sources[:SOURCES_READ]:
             if src.unit_type == "table":
-                candidates.append((src.text.split("\n")[0][:300], src.number))
+                # each row, spelled out with its column names, competes like a sentence
+                lines = [ln.split(" | ") for ln in src.text.split("\n") if ln.strip()]
+                header = lines[0] if lines else []
+                for row in lines[1:]:
+                    cells = [f"{h}: {v}" if h else v for h, v in zip(header, row) if v]
+                    candidates.append(("; ".join(cells)[:300], src.number))
                 continue
             for sentence in split_sentences(src.text):
                 if len(sentence) > 12:
