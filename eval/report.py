@@ -37,57 +37,54 @@ def _plots(out: Path, results) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
-    # recall@k curves for every mode
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for mode, (_, preds) in results.items():
-        judged = [p for p in preds if p.relevant]
-        curve = []
-        for k in range(1, 11):
-            hits = [bool(set(list(dict.fromkeys(r["file_name"] for r in p.retrieved))[:k]) & set(p.relevant)) for p in judged]
-            curve.append(statistics.fmean(hits) if hits else 0)
-        ax.plot(range(1, 11), curve, marker="o", label=mode)
-    ax.set(xlabel="k", ylabel="recall@k", title="Recall@k by retrieval mode", ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "recall_at_k.png", dpi=110)
-    plt.close(fig)
-    names.append("recall_at_k.png")
+    names: list[str] = []
+
+    def figure(name: str, draw, height: float = 3.4) -> None:
+        fig, ax = plt.subplots(figsize=(5.5, height))
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        names.append(name)
+
+    def recall_curves(ax) -> None:
+        for mode, (_, preds) in results.items():
+            judged = [p for p in preds if p.relevant]
+            curve = []
+            for k in range(1, 11):
+                hits = [bool(set(list(dict.fromkeys(r["file_name"] for r in p.retrieved))[:k]) & set(p.relevant)) for p in judged]
+                curve.append(statistics.fmean(hits) if hits else 0)
+            ax.plot(range(1, 11), curve, marker="o", label=mode)
+        ax.set(xlabel="k", ylabel="recall@k", title="Recall@k by retrieval mode", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend()
 
     main_preds = list(results.values())[-1][1]
-    # score distribution of the top hit, right vs wrong
-    right = [p.retrieved[0]["score"] for p in main_preds if p.retrieved and p.retrieved[0]["file_name"] in p.relevant]
-    wrong = [p.retrieved[0]["score"] for p in main_preds if p.retrieved and p.retrieved[0]["file_name"] not in p.relevant]
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    ax.hist([right, wrong], bins=30, label=["top hit relevant", "top hit not relevant"], stacked=True)
-    ax.set(xlabel="fused score of the top hit", ylabel="questions", title="Top-hit score distribution")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "score_distribution.png", dpi=110)
-    plt.close(fig)
-    names.append("score_distribution.png")
-    # latency histogram
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for stage in ("total_ms", "generate_ms"):
-        vals = [p.timings[stage] for p in main_preds if stage in p.timings]
-        if vals:
-            ax.hist(vals, bins=40, alpha=0.7, label=stage.removesuffix("_ms"))
-    ax.set(xlabel="milliseconds", ylabel="questions", title="Latency per question")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=110)
-    plt.close(fig)
-    names.append("latency.png")
-    # metrics by question length
-    buckets = _length_buckets(main_preds, lambda p: len(p.question.split()))
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    ax.bar([b[0] for b in buckets], [b[2].get("mrr@10", 0) for b in buckets])
-    ax.set(xlabel="question length (words)", ylabel="MRR@10", title="MRR@10 by question length", ylim=(0, 1))
-    fig.tight_layout()
-    fig.savefig(out / "by_question_length.png", dpi=110)
-    plt.close(fig)
-    names.append("by_question_length.png")
+
+    def top_hit_scores(ax) -> None:
+        right = [p.retrieved[0]["score"] for p in main_preds if p.retrieved and p.retrieved[0]["file_name"] in p.relevant]
+        wrong = [p.retrieved[0]["score"] for p in main_preds if p.retrieved and p.retrieved[0]["file_name"] not in p.relevant]
+        ax.hist([right, wrong], bins=30, label=["top hit relevant", "top hit not relevant"], stacked=True)
+        ax.set(xlabel="fused score of the top hit", ylabel="questions", title="Top-hit score distribution")
+        ax.legend()
+
+    def latency(ax) -> None:
+        for stage in ("total_ms", "generate_ms"):
+            vals = [p.timings[stage] for p in main_preds if stage in p.timings]
+            if vals:
+                ax.hist(vals, bins=40, alpha=0.7, label=stage.removesuffix("_ms"))
+        ax.set(xlabel="milliseconds", ylabel="questions", title="Latency per question")
+        ax.legend()
+
+    def by_length(ax) -> None:
+        buckets = _length_buckets(main_preds, lambda p: len(p.question.split()))
+        ax.bar([b[0] for b in buckets], [b[2].get("mrr@10", 0) for b in buckets])
+        ax.set(xlabel="question length (words)", ylabel="MRR@10", title="MRR@10 by question length", ylim=(0, 1))
+
+    figure("recall_at_k.png", recall_curves, height=3.6)
+    figure("score_distribution.png", top_hit_scores)
+    figure("latency.png", latency)
+    figure("by_question_length.png", by_length)
     return names
 
 
