@@ -143,3 +143,18 @@ def test_batch_job_from_uploads_reports_progress_and_failures(service, fixtures)
 def test_server_side_paths_need_an_allowed_root(service):
     r = httpx.post(f"{service}/collections/x/jobs", json={"paths": ["/etc"]})
     assert r.status_code == 403 and "MMRAG_INGEST_ROOTS" in r.json()["detail"]
+
+
+def test_eval_against_the_running_service(service, tmp_path):
+    import subprocess
+    import sys
+
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(json.dumps({"id": "q1", "question": "What is the iron content at Vesuvius?", "answers": ["455"],
+                                   "relevant_documents": ["survey.pdf", "survey.docx"]}) + "\n")
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(dataset), "--collection", "docs", "--url", service,
+                          "--out", str(out), "--no-generate", "--no-progress"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recall@10"] == 1.0 and metrics["mrr@10"] == 1.0 and metrics["bleu"] is None
