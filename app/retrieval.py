@@ -75,8 +75,10 @@ def convex(features: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str
 
 
 class HybridRetriever:
-    def __init__(self, store: Store, settings: Settings, text: TextEmbedder, image: ImageEmbedder | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, text: TextEmbedder, image: ImageEmbedder | None = None,
+                 reranker=None) -> None:
         self.store, self.settings, self.text, self.image = store, settings, text, image
+        self.reranker = reranker  # optional cross-encoder stage (app.rerank)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -192,7 +194,8 @@ class HybridRetriever:
             scores = np.array([sum(1.0 / (self.settings.rrf_k + r + 1) for r in ranks.values()) for ranks in cands.ranks])
         else:
             scores = convex(cands.features, {**self.weights, **(weights or {})})
-        order = np.argsort(-scores, kind="stable")[:top_k]
+        depth = max(top_k, self.reranker.top_n) if self.reranker is not None else top_k
+        order = np.argsort(-scores, kind="stable")[:depth]
         units = self.store.docs.units([int(cands.ids[i]) for i in order])
         hits = []
         for i in order:
@@ -201,5 +204,7 @@ class HybridRetriever:
                 feats = {n: float(v[0][i]) for n, v in cands.features.items() if v[1][i]}
                 hits.append(Hit(units[uid], float(scores[i]), feats, cands.ranks[i]))
         timings["rerank_ms"] = (time.perf_counter() - t1) * 1000
+        if self.reranker is not None:
+            hits = self.reranker.rerank(query, hits, timings)
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        return Retrieval(hits, timings)
+        return Retrieval(hits[:top_k], timings)

@@ -34,8 +34,17 @@ class Services:
         return make_generator(self.settings, self.text)
 
     @cached_property
+    def reranker(self):
+        if not self.settings.cross_encoder:
+            return None
+        from app.rerank import CrossEncoderReranker
+
+        s = self.settings
+        return CrossEncoderReranker(s.cross_encoder, s.cross_encoder_top_n, s.cross_encoder_weight)
+
+    @cached_property
     def pipeline(self) -> QueryPipeline:
-        return QueryPipeline(HybridRetriever(self.store, self.settings, self.text, self.image), self.generator)
+        return QueryPipeline(HybridRetriever(self.store, self.settings, self.text, self.image, self.reranker), self.generator)
 
     @cached_property
     def ingestor(self) -> Ingestor:

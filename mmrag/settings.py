@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     weight_maxsim: float = 0.5
     weight_image: float = 0.5
     rrf_k: int = 60
+    cross_encoder: str = Field("", description="sentence-transformers CrossEncoder (hub id or folder) over the top candidates; empty: off")
+    cross_encoder_top_n: int = 20
+    cross_encoder_weight: float = 1.0
     faiss_flat_max: int = Field(100_000, description="exact search up to this many vectors, IVF above")
     faiss_nprobe: int = 16
 
