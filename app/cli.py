@@ -148,6 +148,11 @@ def cmd_serve(args) -> int:
     from app.main import create_app
 
     settings = _settings(args)
+    import torch
+
+    # Serving runs many small requests at once: one intra-op thread per request measured faster on
+    # 2 cores than torch's default (10k units: 75 vs 65 q/s with 16 clients, 12.9 vs 15.6 ms p50).
+    torch.set_num_threads(settings.torch_threads or 1)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=not args.no_access_log)
     return 0

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     image_model: str = Field("mmrag-bridge-lite0", description="open_clip model name")
     image_pretrained: str = Field("packaged", description="'packaged', an open_clip tag or a checkpoint path")
     embed_batch_size: int = 64
-    torch_threads: int = 0  # 0: let torch decide
+    torch_threads: int = Field(0, description="torch intra-op threads; 0: torch's default for batch work, 1 when serving")
 
     # Ingestion
     sentence_vectors: bool = Field(True, description="embed each sentence of text units too (reranker's max-sim feature)")
