@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from app.api import routes
 from app.jobs import JobRunner
 from app.services import Services
+from indexes.store import WriterBusy
 from mmrag import __version__
 from mmrag.settings import Settings
 
@@ -49,6 +50,11 @@ def create_app(settings: Settings | None = None, warm: bool = True) -> FastAPI:
 
     for router in routes.ROUTERS:
         app.include_router(router)
+
+    @app.exception_handler(WriterBusy)
+    async def writer_busy(request: Request, exc: WriterBusy) -> JSONResponse:
+        # another process (a CLI ingestion) holds the data directory's writer lock
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
