@@ -240,7 +240,8 @@ def main() -> None:
     for n in sorted({int(k.split(":")[0]) for k in saved}):
         rows.append((n, {sys_: saved[f"{n}:{sys_}"] for sys_ in ("ours", "langchain") if f"{n}:{sys_}" in saved}))
     lines = ["## Retrieval latency and memory", "",
-             f"Machine: {machine()}. Command: `python -m bench.retrieval_latency --sizes {args.sizes}`.", "",
+             f"Machine: {machine()}. Command: `python -m bench.retrieval_latency --sizes {','.join(str(n) for n, _ in rows)}` "
+             "(results accumulate in docs/bench-data/retrieval_latency.json, so a rerun of one size or system updates its rows).", "",
              "Per query: embed the question, recall 100 candidates from BM25 and from FAISS, compute every feature for every "
              "candidate, fuse (mmrag); LangChain: `EnsembleRetriever` (weights 0.5/0.5) over `BM25Retriever` and a FAISS "
              "vector store, k=10 each, same MiniLM for queries. Corpus: SQuAD's 2,067 real paragraphs padded with generated ones; "
