@@ -129,8 +129,8 @@ class HybridRetriever:
         timings["bm25_ms"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()
-        qvec = self.text.embed([query], kind="query") if ci.vectors["text"] is not None else None
-        if "dense" in channels and qvec is not None:
+        qvec = self.text.embed([query], kind="query") if "dense" in channels and ci.vectors["text"] is not None else None
+        if qvec is not None:
             over = k if allowed is None else min(len(ci.vectors["text"]), k * 8)
             collect("dense", ci.vectors["text"].search(qvec, over)[1][0])
         timings["dense_ms"] = (time.perf_counter() - t1) * 1000
@@ -151,7 +151,7 @@ class HybridRetriever:
         features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if bm25 is not None:
             features["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
-        if qvec is not None and "dense" in channels:
+        if qvec is not None:
             features["dense"] = self._cosines(ids, qvec[0], "text_vec")
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"])
         if ivec is not None and "image" in channels:

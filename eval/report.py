@@ -6,6 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
+from eval.metrics import doc_ranking
 from eval.run import RETRIEVAL_KEYS, Prediction
 
 
@@ -52,7 +53,7 @@ def _plots(out: Path, results) -> list[str]:
             judged = [p for p in preds if p.relevant]
             curve = []
             for k in range(1, 11):
-                hits = [bool(set(list(dict.fromkeys(r["file_name"] for r in p.retrieved))[:k]) & set(p.relevant)) for p in judged]
+                hits = [bool(set(doc_ranking([r["file_name"] for r in p.retrieved])[:k]) & set(p.relevant)) for p in judged]
                 curve.append(statistics.fmean(hits) if hits else 0)
             ax.plot(range(1, 11), curve, marker="o", label=mode)
         ax.set(xlabel="k", ylabel="recall@k", title="Recall@k by retrieval mode", ylim=(0, 1))

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from eval.datasets import Dataset, Example
-from eval.metrics import corpus_bleu, exact_match, meteor, retrieval_scores, sentence_bleu, token_f1
+from eval.metrics import corpus_bleu, doc_ranking, exact_match, meteor, retrieval_scores, sentence_bleu, token_f1
 
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 ALL = ("bm25", "dense", "image")
@@ -95,7 +95,7 @@ class HttpRunner:
 
 
 def score_prediction(p: Prediction) -> None:
-    ranking = list(dict.fromkeys(r["file_name"] for r in p.retrieved))
+    ranking = doc_ranking([r["file_name"] for r in p.retrieved])
     p.scores = retrieval_scores(ranking, set(p.relevant)) if p.relevant else {}
     if p.answer is not None and p.references:
         p.scores.update(bleu=sentence_bleu(p.answer, p.references), exact_match=exact_match(p.answer, p.references),
@@ -111,7 +111,7 @@ def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
     for kind in ("text", "table", "image"):
         subset = []
         for p in judged:
-            ranking = list(dict.fromkeys(r["file_name"] for r in p.retrieved if r["type"] == kind))
+            ranking = doc_ranking([r["file_name"] for r in p.retrieved if r["type"] == kind])
             subset.append(retrieval_scores(ranking, set(p.relevant)))
         if judged and any(r["type"] == kind for p in judged for r in p.retrieved):
             by_type[kind] = {k: statistics.fmean(s[k] for s in subset) for k in RETRIEVAL_KEYS}

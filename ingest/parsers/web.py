@@ -131,11 +131,3 @@ def parse_text(data: bytes) -> list[Block]:
 def _looks_preformatted(para: str) -> bool:
     lines = para.split("\n")
     return len(lines) > 2 and sum(1 for ln in lines if ln.startswith(("    ", "\t"))) > len(lines) / 2
-
-
-def rows_from_html_table(html: str) -> list[list[str]]:
-    """Cells of the first table in an HTML fragment (used by tests and the eval report)."""
-    import lxml.html
-
-    table = lxml.html.fragment_fromstring(html, create_parent="div").find(".//table")
-    return normalise_rows([[_text(c) for c in tr if c.tag in ("td", "th")] for tr in table.iter("tr")]) if table is not None else []

@@ -46,7 +46,12 @@ def get_document(doc_id: int, services: ServicesDep) -> dict:
 @router.get("/documents/{doc_id}/units")
 def get_units(doc_id: int, services: ServicesDep) -> dict:
     _document(services, doc_id)
-    return {"document_id": doc_id, "units": [u.__dict__ for u in services.store.docs.document_units(doc_id)]}
+    units = []
+    for u in services.store.docs.document_units(doc_id):
+        d = {k: v for k, v in u.__dict__.items() if k != "image_path"}  # server paths stay on the server
+        d["image_url"] = f"/units/{u.id}/image" if u.image_path else None
+        units.append(d)
+    return {"document_id": doc_id, "units": units}
 
 
 @router.delete("/documents/{doc_id}", status_code=204)
