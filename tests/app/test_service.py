@@ -158,3 +158,12 @@ def test_eval_against_the_running_service(service, tmp_path):
     assert run.returncode == 0, run.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recall@10"] == 1.0 and metrics["mrr@10"] == 1.0 and metrics["bleu"] is None
+
+
+def test_document_units_give_image_urls_not_server_paths(service):
+    docs = httpx.get(f"{service}/collections/docs/documents").json()["documents"]
+    docx = next(d for d in docs if d["file_name"] == "survey.docx")
+    units = httpx.get(f"{service}/documents/{docx['id']}/units").json()["units"]
+    images = [u for u in units if u["type"] == "image"]
+    assert images and all("image_path" not in u and u["image_url"].startswith("/units/") for u in images)
+    assert httpx.get(service + images[0]["image_url"]).status_code == 200
