@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 MODALITIES = {"text": "text_vec", "image": "image_vec"}
 
 
+def _id_diff(have: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids an index holds that the docstore no longer has, ids the docstore has that the index lacks)."""
+    return np.setdiff1d(have, want, assume_unique=True), np.setdiff1d(want, have, assume_unique=True)
+
+
 class WriterBusy(RuntimeError):
     pass
 
@@ -135,9 +140,7 @@ class Store:
         for name, column in MODALITIES.items():
             db_ids = self.docs.unit_ids(ci.collection_id, column)
             index = ci.vectors[name]
-            have = index.ids() if index is not None else np.zeros(0, np.int64)
-            extra = np.setdiff1d(have, db_ids, assume_unique=True)
-            missing = np.setdiff1d(db_ids, have, assume_unique=True)
+            extra, missing = _id_diff(index.ids() if index is not None else np.zeros(0, np.int64), db_ids)
             if index is not None and len(extra):
                 index.remove(extra)
             if len(missing):
@@ -149,10 +152,7 @@ class Store:
                 else:
                     index.add(ids, matrix)
             changed += len(extra) + len(missing)
-        db_ids = self.docs.unit_ids(ci.collection_id, "text")
-        have = ci.bm25.ids()
-        extra = np.setdiff1d(have, db_ids, assume_unique=True)
-        missing = np.setdiff1d(db_ids, have, assume_unique=True)
+        extra, missing = _id_diff(ci.bm25.ids(), self.docs.unit_ids(ci.collection_id, "text"))
         ci.bm25.remove(extra)
         ci.bm25.add(self.docs.search_texts(missing))
         changed += len(extra) + len(missing)
