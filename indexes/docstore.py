@@ -259,14 +259,16 @@ class DocStore:
         return row[0], removed
 
     # -- units ---------------------------------------------------------------------------
+    def _rows_for_ids(self, sql: str, ids) -> Iterator[sqlite3.Row]:
+        """Run ``sql`` (with one ``{ids}`` placeholder for an IN list) over ids in chunks under SQLite's parameter limit."""
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            yield from self._conn().execute(sql.format(ids=",".join("?" * len(chunk))), chunk)
+
     def units(self, ids: list[int]) -> dict[int, StoredUnit]:
-        out: dict[int, StoredUnit] = {}
-        for start in range(0, len(ids), 900):  # SQLite's parameter limit
-            chunk = [int(i) for i in ids[start:start + 900]]
-            marks = ",".join("?" * len(chunk))
-            for row in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE id IN ({marks})", tuple(chunk)):
-                out[row["id"]] = StoredUnit.from_row(row)
-        return out
+        rows = self._rows_for_ids(f"SELECT {UNIT_COLUMNS} FROM units WHERE id IN ({{ids}})", ids)
+        return {row["id"]: StoredUnit.from_row(row) for row in rows}
 
     def document_units(self, doc_id: int) -> list[StoredUnit]:
         return [StoredUnit.from_row(r) for r in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE document_id = ? ORDER BY position", (doc_id,))]
@@ -280,26 +282,16 @@ class DocStore:
     def vectors(self, ids: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) for the given unit ids that have a vector in ``column``."""
         got_ids, vecs = [], []
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            marks = ",".join("?" * len(chunk))
-            for row in self._conn().execute(f"SELECT id, {column} FROM units WHERE id IN ({marks}) AND {column} IS NOT NULL", chunk):
-                got_ids.append(row[0])
-                vecs.append(_vec(row[1]))
+        for row in self._rows_for_ids(f"SELECT id, {column} FROM units WHERE id IN ({{ids}}) AND {column} IS NOT NULL", ids):
+            got_ids.append(row[0])
+            vecs.append(_vec(row[1]))
         matrix = np.vstack(vecs) if vecs else np.zeros((0, 0), np.float32)
         return np.array(got_ids, np.int64), matrix
 
     def sentence_vectors(self, ids: np.ndarray) -> dict[int, np.ndarray]:
         """Per unit, its sentences' vectors (n x dim, float32), for units that have them."""
-        out: dict[int, np.ndarray] = {}
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            marks = ",".join("?" * len(chunk))
-            for uid, n, blob in self._conn().execute(f"SELECT unit_id, n, vecs FROM sentence_vecs WHERE unit_id IN ({marks})", chunk):
-                out[uid] = np.frombuffer(blob, dtype=np.float16).reshape(n, -1).astype(np.float32)
-        return out
+        rows = self._rows_for_ids("SELECT unit_id, n, vecs FROM sentence_vecs WHERE unit_id IN ({ids})", ids)
+        return {uid: np.frombuffer(blob, dtype=np.float16).reshape(n, -1).astype(np.float32) for uid, n, blob in rows}
 
     def search_texts(self, ids: np.ndarray) -> list[tuple[int, str]]:
         units = self.units(list(ids))
