@@ -14,6 +14,7 @@ from app.jobs import JobRunner
 from app.services import Services
 from indexes.store import WriterBusy
 from mmrag import __version__
+from mmrag.errors import ModelMismatch
 from mmrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ def create_app(settings: Settings | None = None, warm: bool = True) -> FastAPI:
     async def writer_busy(request: Request, exc: WriterBusy) -> JSONResponse:
         # another process (a CLI ingestion) holds the data directory's writer lock
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(ModelMismatch)
+    async def model_mismatch(request: Request, exc: ModelMismatch) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

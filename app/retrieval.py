@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexes.docstore import StoredUnit
+from indexes.docstore import StoredUnit, check_models
 from indexes.store import Store
 from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.settings import Settings
@@ -79,6 +79,7 @@ class HybridRetriever:
                  reranker=None) -> None:
         self.store, self.settings, self.text, self.image = store, settings, text, image
         self.reranker = reranker  # optional cross-encoder stage (app.rerank)
+        self._models_ok: set[int] = set()  # collections whose recorded models match ours
 
     @property
     def weights(self) -> dict[str, float]:
@@ -104,6 +105,7 @@ class HybridRetriever:
         cid = self.store.docs.collection_id(collection)
         if cid is None:
             raise KeyError(collection)
+        self._check_models(collection, cid)
         ci = self.store.indexes(cid)
         allowed = self._allowed(cid, filters)
         empty = Candidates(np.zeros(0, np.int64), [], {}, timings)
@@ -158,6 +160,12 @@ class HybridRetriever:
             features["image"] = self._cosines(ids, ivec[0], "image_vec")
         timings["features_ms"] = (time.perf_counter() - t3) * 1000
         return Candidates(ids, [cand[int(u)] for u in ids], features, timings)
+
+    def _check_models(self, collection: str, cid: int) -> None:
+        if cid not in self._models_ok:
+            current = {"text": self.text.name, "image": self.image.name if self.image is not None else "none"}
+            check_models(collection, self.store.docs.models(cid), current)  # raises ModelMismatch
+            self._models_ok.add(cid)
 
     def _cosines(self, ids: np.ndarray, vec: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
         got, matrix = self.store.docs.vectors(ids, column)

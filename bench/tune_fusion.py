@@ -40,7 +40,7 @@ def collect(retriever, dataset, collection: str, k: int) -> list[dict]:
                 names[d] = store.docs.document(d)["file_name"]
             docs.append(names[d])
         rows.append({"docs": np.array(docs, dtype=object), "relevant": set(ex.relevant_documents), "features": c.features,
-                     "ranks": c.ranks})
+                     "ranks": c.ranks, "dense_ms": c.timings.get("dense_ms", 0.0)})
     return rows
 
 
@@ -59,35 +59,9 @@ def mrr_of(rows: list[dict], score_fn) -> dict[str, float]:
     return {"mrr@10": float(np.mean(rr)), "recall@1": float(np.mean(r1)), "recall@10": float(np.mean(r10))}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--dev", required=True, help="name=dataset file; the collection is named after it")
-    ap.add_argument("--heldout", action="append", default=[], help="name=dataset file (repeatable)")
-    ap.add_argument("--limit", type=int, default=500)
-    ap.add_argument("--k", type=int, default=100, help="candidates per channel")
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    args = ap.parse_args()
-
-    from app.cli import configure_logging
+def tune(rows_by_set: dict[str, list[dict]], dev: str) -> tuple[dict, list, dict]:
+    """Grid on the dev set only; returns the systems to report, the grid, and the chosen weights."""
     from app.retrieval import convex
-    from app.services import Services
-    from eval.datasets import load_dataset
-    from mmrag.settings import Settings
-
-    configure_logging()
-    settings = Settings(data_dir=args.data_dir)
-    retriever = Services(settings).pipeline.retriever
-    sets = {}
-    for spec in [args.dev, *args.heldout]:
-        name, path = spec.split("=", 1)
-        ds = load_dataset(Path(path))
-        if args.limit and len(ds.examples) > args.limit:
-            ds.examples = random.Random(13).sample(ds.examples, args.limit)
-        t0 = time.perf_counter()
-        sets[name] = collect(retriever, ds, name, args.k)
-        print(f"{name}: {len(ds.examples)} questions, {time.perf_counter() - t0:.0f}s")
-    dev = args.dev.split("=", 1)[0]
 
     def weights_fn(w):
         return lambda row: convex(row["features"], w)
@@ -102,7 +76,7 @@ def main() -> None:
         if wm < 0:
             continue
         w = {"bm25": wb, "dense": wd, "maxsim": wm}
-        grid.append((mrr_of(sets[dev], weights_fn(w))["mrr@10"], w))
+        grid.append((mrr_of(rows_by_set[dev], weights_fn(w))["mrr@10"], w))
     grid.sort(key=lambda g: -g[0])
     best = grid[0][1]
     two = max((g for g in grid if g[1]["maxsim"] == 0), key=lambda g: g[0])[1]
@@ -113,22 +87,70 @@ def main() -> None:
         f"convex BM25 + dense ({two['bm25']}/{two['dense']})": weights_fn(two),
         f"convex + max-sim rerank ({best['bm25']}/{best['dense']}/{best['maxsim']})": weights_fn(best),
     }
-    header = "| system | " + " | ".join(f"{n} MRR@10 | {n} R@1 | {n} R@10" for n in sets) + " |"
+    return systems, grid, best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, required=True, help="corpora ingested with the default text model")
+    ap.add_argument("--compare", action="append", default=[], metavar="DATA_DIR=TEXT_MODEL",
+                    help="the same corpora ingested with another text model, tuned and reported beside it (repeatable)")
+    ap.add_argument("--dev", required=True, help="name=dataset file; the collection is named after it")
+    ap.add_argument("--heldout", action="append", default=[], help="name=dataset file (repeatable)")
+    ap.add_argument("--limit", type=int, default=500)
+    ap.add_argument("--k", type=int, default=100, help="candidates per channel")
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = ap.parse_args()
+
+    from app.cli import configure_logging
+    from app.services import Services
+    from eval.datasets import load_dataset
+    from mmrag.settings import Settings
+
+    configure_logging()
+    datasets = {}
+    for spec in [args.dev, *args.heldout]:
+        name, path = spec.split("=", 1)
+        ds = load_dataset(Path(path))
+        if args.limit and len(ds.examples) > args.limit:
+            ds.examples = random.Random(13).sample(ds.examples, args.limit)
+        datasets[name] = ds
+    dev = args.dev.split("=", 1)[0]
+    runs = [(Settings.model_fields["text_model"].default, args.data_dir)]
+    runs += [(spec.split("=", 1)[1], Path(spec.split("=", 1)[0])) for spec in args.compare]
+    header = "| text model | system | " + " | ".join(f"{n} MRR@10 | {n} R@1 | {n} R@10" for n in datasets) + " |"
+    table = [header, "|---|---|" + "---|---|---|" * len(datasets)]
+    tops, costs = [], []
+    for text_model, data_dir in runs:
+        retriever = Services(Settings(data_dir=data_dir, text_model=text_model)).pipeline.retriever
+        sets = {}
+        for name, ds in datasets.items():
+            t0 = time.perf_counter()
+            sets[name] = collect(retriever, ds, name, args.k)
+            print(f"{text_model} {name}: {len(ds.examples)} questions, {time.perf_counter() - t0:.0f}s")
+        systems, grid, _ = tune(sets, dev)
+        short = text_model.removeprefix("packaged:")
+        for label, fn in systems.items():
+            if label == "BM25 alone" and len(tops):
+                continue  # BM25 does not depend on the text model
+            cells = []
+            for rows in sets.values():
+                m = mrr_of(rows, fn)
+                cells.append(f"{m['mrr@10']:.3f} | {m['recall@1']:.3f} | {m['recall@10']:.3f}")
+            table.append(f"| {'' if label == 'BM25 alone' else short} | {label} | " + " | ".join(cells) + " |")
+        dense_ms = float(np.median([r["dense_ms"] for rows in sets.values() for r in rows]))
+        costs.append(f"{short} {dense_ms:.1f} ms")
+        tops.append(f"{short}: " + ", ".join(f"{g[1]['bm25']}/{g[1]['dense']}/{g[1]['maxsim']} → {g[0]:.3f}" for g in grid[:5]))
+    compare = " ".join(f"--compare {spec}" for spec in args.compare)
     lines = ["## Retrieval quality", "",
-             f"Machine: {machine()}. Command: `python -m bench.tune_fusion --data-dir D --dev {args.dev} "
-             + " ".join(f"--heldout {h}" for h in args.heldout) + f" --limit {args.limit}`.", "",
+             f"Machine: {machine()}. Command: `python -m bench.tune_fusion --data-dir D {compare + ' ' if compare else ''}"
+             f"--dev {args.dev} " + " ".join(f"--heldout {h}" for h in args.heldout) + f" --limit {args.limit}`.", "",
              f"Question to its passage; {args.limit} sampled questions per set (seed 13); each corpus ingested with "
-             "`mmrag ingest` (200-token chunks; a question counts as found when any chunk of its passage ranks). "
-             f"Weights are chosen on **{dev} only** (grid over convex weights in steps of 0.1); the other sets were not looked at while tuning.",
-             "", header, "|---|" + "---|---|---|" * len(sets)]
-    for label, fn in systems.items():
-        cells = []
-        for rows in sets.values():
-            m = mrr_of(rows, fn)
-            cells.append(f"{m['mrr@10']:.3f} | {m['recall@1']:.3f} | {m['recall@10']:.3f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Top of the dev grid (bm25/dense/maxsim → dev MRR@10): "
-              + ", ".join(f"{g[1]['bm25']}/{g[1]['dense']}/{g[1]['maxsim']} → {g[0]:.3f}" for g in grid[:5]) + "."]
+             "`mmrag ingest` (200-token chunks; a question counts as found when any chunk of its passage ranks), once per text "
+             f"model. Weights are chosen on **{dev} only**, per text model (grid over convex weights in steps of 0.1); the other "
+             "sets were not looked at while tuning.", "", *table, "",
+             "Top of the dev grid (bm25/dense/maxsim → dev MRR@10): " + "; ".join(tops) + ".", "",
+             "Query embedding plus the dense FAISS search, median per query: " + ", ".join(costs) + "."]
     write_section(args.out, "retrieval-quality", "\n".join(lines))
     print("\n".join(lines))
 

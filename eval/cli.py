@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--coqa-turns", choices=["first", "all"], default="first", help="CoQA: ask only each story's first question, or every turn")
     p.add_argument("--write-corpus", type=Path, metavar="DIR", help="write the dataset's passages as files (to ingest), then exit")
+    p.add_argument("--types", help="only these unit types, comma-separated (text, table, image): e.g. 'image' to score "
+                   "text-to-image search over caption-less pictures")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -47,18 +49,23 @@ def run(args) -> int:
         dataset.examples = random.Random(args.seed).sample(dataset.examples, args.limit)
     from eval.run import DEFAULT_MODE, MODES
 
+    types = [t.strip() for t in args.types.split(",") if t.strip()] if args.types else None
+    if types and set(types) - {"text", "table", "image"}:
+        print(f"error: --types takes text, table, image; got {args.types!r}", file=sys.stderr)
+        return 2
+
     modes = list(MODES) if args.ablation else [DEFAULT_MODE]
     if args.url:
         from eval.run import HttpRunner
 
-        runner = HttpRunner(args.url, args.collection, args.api_key)
+        runner = HttpRunner(args.url, args.collection, args.api_key, types)
         modes = [DEFAULT_MODE]
     else:
         from eval.run import InProcessRunner
         from mmrag.settings import Settings
 
         settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
-        runner = InProcessRunner(settings, args.collection)
+        runner = InProcessRunner(settings, args.collection, types)
     from eval.metrics import MetricSetupError
     from eval.report import write_outputs
     from eval.run import evaluate

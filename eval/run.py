@@ -37,9 +37,11 @@ class Prediction:
 class InProcessRunner:
     """Drives mmrag's own retriever and generator, as a user of the library would."""
 
-    def __init__(self, settings, collection: str) -> None:
+    def __init__(self, settings, collection: str, types: list[str] | None = None) -> None:
+        from app.retrieval import Filters
         from app.services import Services
 
+        self.filters = Filters(types=types) if types else None
         self.services = Services(settings)
         self.collection = collection
         if self.services.store.docs.collection_id(collection) is None:
@@ -55,13 +57,13 @@ class InProcessRunner:
         channels, fusion, weights = MODES[mode]
         pipeline = self.services.pipeline
         t0 = time.perf_counter()
-        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, None, channels, fusion, weights)
+        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, self.filters, channels, fusion, weights)
         timings = dict(result.timings)
         retrieved = [{"file_name": self._file(h.unit.document_id), "type": h.unit.type, "page": h.unit.page,
                       "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
         answer = None
         if generate:
-            _, sources, _, _ = pipeline.retrieve(ex.question, self.collection, 5, None)
+            _, sources, _, _ = pipeline.retrieve(ex.question, self.collection, 5, self.filters)
             t1 = time.perf_counter()
             answer = pipeline.generator.generate(ex.question, sources).text
             timings["generate_ms"] = (time.perf_counter() - t1) * 1000
@@ -72,18 +74,20 @@ class InProcessRunner:
 class HttpRunner:
     """Drives a running mmrag service through POST /query."""
 
-    def __init__(self, url: str, collection: str, api_key: str | None = None) -> None:
+    def __init__(self, url: str, collection: str, api_key: str | None = None, types: list[str] | None = None) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=url.rstrip("/"), timeout=300, headers=headers)
         self.collection = collection
+        self.filters = {"types": types} if types else None
 
     def run(self, ex: Example, mode: str, generate: bool) -> Prediction:
         if mode != DEFAULT_MODE:
             raise SystemExit("error: --url evaluates the service as configured; ablation modes need the in-process runner")
         t0 = time.perf_counter()
-        r = self.client.post("/query", json={"query": ex.question, "collection": self.collection, "top_k": TOP_K, "generate": generate})
+        r = self.client.post("/query", json={"query": ex.question, "collection": self.collection, "top_k": TOP_K,
+                                                "generate": generate, "filters": self.filters})
         if r.status_code != 200:
             raise SystemExit(f"error: the service answered {r.status_code}: {r.text[:300]}")
         body = r.json()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrag.errors import ModelMismatch
 from mmrag.units import search_text
 
 SCHEMA = """
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS collections (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
     generation INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    models TEXT  -- JSON {"text": ..., "image": ...}: what its vectors were made with
 );
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,12 +105,26 @@ def _vec(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype=np.float32)
 
 
+def check_models(collection: str, recorded: dict[str, str] | None, current: dict[str, str]) -> None:
+    if not recorded:
+        return
+    for kind in ("text", "image"):
+        was, now = recorded.get(kind, "none"), current.get(kind, "none")
+        if was != now and "none" not in (was, now):  # images ingested without vectors, or searched without: no conflict
+            setting = "MMRAG_TEXT_MODEL" if kind == "text" else "MMRAG_IMAGE_MODEL / MMRAG_IMAGE_PRETRAINED"
+            raise ModelMismatch(f"collection {collection!r} holds {kind} vectors from {was!r}, but this process uses {now!r}: "
+                                f"set {setting} back to match, or ingest into a new collection")
+
+
 class DocStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        columns = {r["name"] for r in self.query("PRAGMA table_info(collections)")}
+        if "models" not in columns:  # a data dir from before collections recorded their models
+            self._conn().execute("ALTER TABLE collections ADD COLUMN models TEXT")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -160,6 +176,29 @@ class DocStore:
             " (SELECT COUNT(*) FROM units u WHERE u.collection_id = c.id) AS units"
             " FROM collections c ORDER BY c.name")
         return [dict(r) for r in rows]
+
+    def bind_models(self, collection_id: int, models: dict[str, str]) -> None:
+        """Record the models of a collection's first vectors; refuse vectors from any other model.
+
+        Vectors of two models in one index are silently wrong (or, with other widths, a FAISS
+        crash), so a mismatch is an error that names both and what to do.
+        """
+        with self.tx() as db:
+            row = db.execute("SELECT name, models FROM collections WHERE id = ?", (collection_id,)).fetchone()
+            if row is None:
+                return
+            recorded = json.loads(row["models"]) if row["models"] else None
+            if recorded is None:
+                has_units = db.execute("SELECT 1 FROM units WHERE collection_id = ? LIMIT 1", (collection_id,)).fetchone()
+                if has_units:  # made before models were recorded: nothing to compare with
+                    return
+                db.execute("UPDATE collections SET models = ? WHERE id = ?", (json.dumps(models), collection_id))
+                return
+        check_models(row["name"], recorded, models)
+
+    def models(self, collection_id: int) -> dict[str, str] | None:
+        rows = self.query("SELECT models FROM collections WHERE id = ?", (collection_id,))
+        return json.loads(rows[0]["models"]) if rows and rows[0]["models"] else None
 
     def generation(self, collection_id: int) -> int:
         rows = self.query("SELECT generation FROM collections WHERE id = ?", (collection_id,))

@@ -117,10 +117,26 @@ class Ingestor:
             self._image = get_image_embedder(self.settings.image_model, self.settings.image_pretrained, str(self.settings.data_dir))
         return self._image
 
+    def model_ids(self) -> dict[str, str]:
+        """The models this ingestor embeds with, named without loading them."""
+        from mmrag.embedding.factory import image_model_id
+
+        text = self._text.name if self._text is not None else self.settings.text_model
+        if self._image is True:
+            image = image_model_id(self.settings.image_model, self.settings.image_pretrained)
+        else:
+            image = self._image.name if self._image is not None else "none"
+        return {"text": text, "image": image}
+
+    def _collection(self, name: str) -> int:
+        cid = self.store.docs.collection_id(name, create=True)
+        self.store.docs.bind_models(cid, self.model_ids())
+        return cid
+
     # -- one document (uploads) ----------------------------------------------------------
     def ingest_bytes(self, data: bytes, file_name: str, collection: str, source: str | None = None) -> FileResult:
         t0 = time.perf_counter()
-        cid = self.store.docs.collection_id(collection, create=True)
+        cid = self._collection(collection)
         source = source or f"upload:{file_name}"
         digest = content_hash(data)
         existing = self.store.docs.document_by_source(cid, source)
@@ -143,7 +159,7 @@ class Ingestor:
         """Ingest files and folders. ``on_result(result, total)`` is called after each file (job progress)."""
         t0 = time.perf_counter()
         summary = Summary(collection)
-        cid = self.store.docs.collection_id(collection, create=True)
+        cid = self._collection(collection)
         files = [f for f in iter_files(paths) if not self._is_own_file(f)]
         bar = _progress(len(files), progress)
         workers = self.settings.parse_workers
@@ -294,8 +310,8 @@ class Ingestor:
 
     def _image_vectors(self, units: list[Unit]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = [None] * len(units)
-        if self.image is None:
-            return out
+        if not any(u.type == "image" and u.image_path for u in units) or self.image is None:
+            return out  # the image model loads only for batches that have images
         from PIL import Image
 
         todo, images = [], []

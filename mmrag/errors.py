@@ -23,3 +23,7 @@ class LimitExceeded(DocumentError):
 
 class CorruptDocument(DocumentError):
     pass
+
+
+class ModelMismatch(MmragError):
+    """A collection's vectors came from other embedding models than the ones configured now."""

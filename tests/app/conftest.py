@@ -56,10 +56,11 @@ def service(tmp_path_factory, fixtures, llm_server):
     data = tmp_path_factory.mktemp("service") / "data"
     env = {**os.environ, "MMRAG_LLM_BACKEND": "openai", "MMRAG_LLM_URL": f"{llm_server}/v1", "MMRAG_LLM_MODEL": "fake",
            "MMRAG_LLM_TIMEOUT_S": "2", "MMRAG_LLM_RETRIES": "1", "MMRAG_IMAGE_PRETRAINED": "packaged"}
+    from mmrag.embedding import bridge
     from tests.conftest import MODEL_CACHE
 
-    ckpt = next(MODEL_CACHE.glob("models/*.pt"), None)
-    if ckpt is not None:  # reuse the checkpoint the session already built
+    ckpt = MODEL_CACHE / "models" / f"{bridge.MODEL_NAME}-v{bridge.CHECKPOINT_VERSION}.pt"
+    if ckpt.exists():  # reuse the checkpoint the session already built
         env["MMRAG_IMAGE_PRETRAINED"] = str(ckpt)
     subprocess.run([sys.executable, "-m", "mmrag", "ingest", str(fixtures["pdf"]), str(fixtures["docx"]), str(fixtures["png"]),
                     str(fixtures["zh_txt"]), "-c", "docs", "--data-dir", str(data)], env=env, check=True, capture_output=True)

@@ -167,3 +167,32 @@ def test_document_units_give_image_urls_not_server_paths(service):
     images = [u for u in units if u["type"] == "image"]
     assert images and all("image_path" not in u and u["image_url"].startswith("/units/") for u in images)
     assert httpx.get(service + images[0]["image_url"]).status_code == 200
+
+
+def test_caption_less_drawings_are_found_by_text_through_query_and_eval(service, tmp_path):
+    """Drawings uploaded under neutral names, with no caption or text in them: only the image-text model can find them."""
+    import subprocess
+    import sys
+
+    from tests.mmrag.test_image_model import CAPTIONS, IMAGES
+
+    names = {}
+    for k, (name, caption) in enumerate(CAPTIONS.items()):
+        neutral = f"IMG_{k:04d}.png"
+        r = httpx.post(f"{service}/collections/pictures/documents", files={"file": (neutral, (IMAGES / name).read_bytes())}, timeout=120)
+        assert r.status_code == 201, r.text
+        names[caption] = neutral
+    for caption, neutral in names.items():
+        r = httpx.post(f"{service}/query", json={"query": caption, "collection": "pictures", "generate": False,
+                                                 "filters": {"types": ["image"]}}, timeout=60)
+        cites = r.json()["citations"]
+        assert cites[0]["file_name"] == neutral and cites[0]["type"] == "image", (caption, cites)
+    dataset = tmp_path / "pictures.jsonl"
+    dataset.write_text("".join(json.dumps({"id": n, "question": c, "answers": [], "relevant_documents": [n]}) + "\n"
+                               for c, n in names.items()))
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(dataset), "--collection", "pictures", "--url", service,
+                          "--types", "image", "--out", str(out), "--no-generate", "--no-progress"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recall@1"] == 1.0 and metrics["by_modality"]["image"]["recall@1"] == 1.0

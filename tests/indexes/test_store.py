@@ -105,3 +105,22 @@ def test_unit_ids_are_never_reused(store):
     store.delete_document(a)
     _, second = store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(3))
     assert min(second) > max(first)
+
+
+def test_a_collection_refuses_vectors_and_queries_from_other_models(store, settings, tmp_path, text_embedder, minilm_embedder):
+    from app.retrieval import HybridRetriever
+    from ingest.pipeline import Ingestor
+    from mmrag.errors import ModelMismatch
+
+    doc = tmp_path / "note.txt"
+    doc.write_text("The harbour lighthouse was built in 1872 from granite.")
+    Ingestor(store, settings, minilm_embedder, None).ingest_paths([doc], "notes", progress=False)
+    assert store.docs.models(store.docs.collection_id("notes")) == {"text": "packaged:all-MiniLM-L6-v2", "image": "none"}
+    other = tmp_path / "other.txt"
+    other.write_text("Granite is an igneous rock.")
+    with pytest.raises(ModelMismatch, match="all-MiniLM-L6-v2.*multilingual-e5-small.*MMRAG_TEXT_MODEL"):
+        Ingestor(store, settings, text_embedder, None).ingest_paths([other], "notes", progress=False)
+    with pytest.raises(ModelMismatch):
+        HybridRetriever(store, settings, text_embedder).retrieve("lighthouse", "notes")
+    hits = HybridRetriever(store, settings, minilm_embedder).retrieve("lighthouse", "notes").hits
+    assert [h.unit.text for h in hits] == [doc.read_text()]  # the failed ingestion left the collection as it was

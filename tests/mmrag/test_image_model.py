@@ -14,8 +14,10 @@ CAPTIONS = {"drums.png": "a drum kit", "bulldog-puppy.png": "a bulldog puppy", "
 def test_registered_with_open_clip_and_loaded_from_a_local_checkpoint(image_embedder):
     import open_clip
 
+    from mmrag.embedding import bridge
+
     assert "mmrag-bridge-lite0" in open_clip.list_models()
-    assert image_embedder.dim == 384 and image_embedder.name.endswith(".pt")
+    assert image_embedder.dim == bridge.EMBED_DIM == 1000 and image_embedder.name.endswith(".pt")
 
 
 def test_matching_captions_rank_first_both_ways(image_embedder):
@@ -28,10 +30,26 @@ def test_matching_captions_rank_first_both_ways(image_embedder):
     assert list(sim.argmax(0)) == [0, 1, 2]  # each drawing finds its caption
 
 
-def test_text_tower_is_minilm_with_mean_pooling(image_embedder, text_embedder):
+def test_text_side_is_a_concept_distribution_from_minilm(image_embedder, minilm_embedder):
+    """A text's vector is the square root of a distribution over the 1000 ImageNet concepts at the
+    fixed entropy, made from its MiniLM (mean-pooled) cosines to the concept texts."""
+    import timm.data
+    import torch
+
+    from mmrag.embedding import bridge
+
     texts = ["a slice of orange", "Where is the harbour lighthouse?"]
-    a, b = image_embedder.embed_texts(texts), text_embedder.embed(texts)
-    np.testing.assert_allclose((a * b).sum(1), 1.0, atol=1e-4)
+    probs = image_embedder.embed_texts(texts) ** 2
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
+    entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(1)
+    np.testing.assert_allclose(entropy, bridge.TEXT_ENTROPY, atol=0.01)
+    concepts = image_embedder.model.visual.trunk.classifier.concepts
+    cosines = torch.from_numpy(minilm_embedder.embed(texts)) @ concepts.T
+    expected = bridge.softmax_at_entropy(cosines, torch.tensor(bridge.TEXT_ENTROPY)).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    info = timm.data.ImageNetInfo("imagenet-1k")
+    top5 = [" / ".join(info.index_to_description(int(i)) for i in np.argsort(-row)[:5]) for row in probs]
+    assert "orange" in top5[0] and "lighthouse" in top5[1], top5
 
 
 def test_transparent_background_is_white_not_black(image_embedder):
