@@ -26,6 +26,7 @@ from bench.clipart import build
 from bench.report import machine, write_section
 
 PROMPTS_PHOTO = ["a photo of a {}."]
+PACKAGE_ONLY = ("photo-top3", "lemmas", "ensemble-top3")  # class texts that need no WordNet
 PROMPTS_ENSEMBLE = ["a photo of a {}.", "a drawing of a {}.", "clip art of a {}.", "a cartoon of a {}.", "an illustration of a {}."]
 
 
@@ -218,7 +219,12 @@ def main() -> None:
         grid.append((sum(r[d][k] for d in ("t2i", "i2t") for k in ("R@1", "R@10")), variant, image_h, text_h, flip))
     grid.sort(key=lambda g: -g[0])
     best = grid[0][1:]
+    # The checkpoint builds from packages alone (no WordNet on a fresh machine: no glosses or
+    # hypernyms) and embeds in one pass (no flip), so the default is the dev-best of those.
+    buildable = next(g[1:] for g in grid if g[1] in PACKAGE_ONLY and not g[4])
     default = ("photo-top3", shipped.IMAGE_ENTROPY, shipped.TEXT_ENTROPY, False)
+    if buildable != default:
+        print(f"note: the dev-best buildable setting is {buildable}; the shipped bridge uses {default}")
     results = {}
     for split in ("dev", "held-out"):
         n = len(splits[split]["paths"])
@@ -231,7 +237,7 @@ def main() -> None:
                           "dev_best": run(split, *best), "default": run(split, *default),
                           "default_end_to_end": end_to_end, "default_ms_per_image": ms}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"dev_best": best, "default": default, "results": results,
+    args.json.write_text(json.dumps({"dev_best": best, "dev_best_buildable": buildable, "default": default, "results": results,
                                      "grid_top": [g[1:] for g in grid[:10]]}, indent=1))
     fmt = lambda r: " | ".join(f"{r[d][f'R@{k}']:.3f}" for d in ("t2i", "i2t") for k in (1, 5, 10))  # noqa: E731
     describe = lambda c: f"{c[0]}, image entropy {c[1]}, text entropy {c[2]}, flip={'yes' if c[3] else 'no'}"  # noqa: E731
@@ -248,7 +254,8 @@ def main() -> None:
              f"| bare concept bridge (MiniLM space only: mean of \"a photo of a X\" embeddings, T=1) | {fmt(h['bare_bridge'])} |",
              f"| concept distributions, one temperature (image T=4, text T=0.03: the best text-to-image on dev) | {fmt(h['one_temperature'])} |",
              f"| dev-best of the grid ({describe(best)}) | {fmt(h['dev_best'])} |",
-             f"| **default** ({describe(default)}) | {fmt(h['default'])} |",
+             f"| **default** ({describe(default)}; the dev-best of the one-pass settings that build without WordNet"
+             f"{'' if buildable == default else ' was ' + describe(buildable)}) | {fmt(h['default'])} |",
              f"| default, end to end through `OpenClipEmbedder` | {fmt(h['default_end_to_end'])} |",
              "", "The default embeds image and text as square roots of distributions over the 1000 ImageNet concepts "
              "(the image's classifier softmax; the text's softmax over its MiniLM cosines to the concept texts), each "

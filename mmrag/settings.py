@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # Convex weights of z-scored features, chosen on SQuAD dev and checked on CoQA (docs/benchmarks.md).
     weight_bm25: float = 0.2
     weight_dense: float = 0.3
-    weight_maxsim: float = 0.4
+    weight_maxsim: float = 0.5
     weight_image: float = 0.5
     rrf_k: int = 60
     cross_encoder: str = Field("", description="sentence-transformers CrossEncoder (hub id or folder) over the top candidates; empty: off")
