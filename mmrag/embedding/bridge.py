@@ -23,6 +23,7 @@ sets ``MMRAG_IMAGE_MODEL=ViT-B-32`` and ``MMRAG_IMAGE_PRETRAINED=laion2b_s34b_b7
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -232,8 +233,15 @@ def build_checkpoint(out: Path, cache_dir: Path) -> Path:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def checkpoint_name() -> str:
-    return f"{MODEL_NAME}-v{CHECKPOINT_VERSION}.pt"
+    """Versioned, plus a digest of the settings baked into the weights (entropies, class texts), so a
+    checkpoint built with other settings is never picked up and collections record which one they
+    used. A change to what the modules compute must bump CHECKPOINT_VERSION."""
+    import hashlib
+
+    recipe = json.dumps([CHECKPOINT_VERSION, IMAGE_ENTROPY, TEXT_ENTROPY, imagenet_class_texts()])
+    return f"{MODEL_NAME}-v{CHECKPOINT_VERSION}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}.pt"
 
 
 def packaged_checkpoint(cache_dir: Path) -> Path:

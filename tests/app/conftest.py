@@ -59,7 +59,7 @@ def service(tmp_path_factory, fixtures, llm_server):
     from mmrag.embedding import bridge
     from tests.conftest import MODEL_CACHE
 
-    ckpt = MODEL_CACHE / "models" / f"{bridge.MODEL_NAME}-v{bridge.CHECKPOINT_VERSION}.pt"
+    ckpt = MODEL_CACHE / "models" / bridge.checkpoint_name()
     if ckpt.exists():  # reuse the checkpoint the session already built
         env["MMRAG_IMAGE_PRETRAINED"] = str(ckpt)
     subprocess.run([sys.executable, "-m", "mmrag", "ingest", str(fixtures["pdf"]), str(fixtures["docx"]), str(fixtures["png"]),
