@@ -105,6 +105,10 @@ def _vec(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype=np.float32)
 
 
+# What collections made before models were recorded were embedded with: the defaults of then.
+LEGACY_MODELS = {"text": "packaged:all-MiniLM-L6-v2", "image": "mmrag-bridge-lite0:mmrag-bridge-lite0-v1.pt"}
+
+
 def check_models(collection: str, recorded: dict[str, str] | None, current: dict[str, str]) -> None:
     if not recorded:
         return
@@ -112,8 +116,10 @@ def check_models(collection: str, recorded: dict[str, str] | None, current: dict
         was, now = recorded.get(kind, "none"), current.get(kind, "none")
         if was != now and "none" not in (was, now):  # images ingested without vectors, or searched without: no conflict
             setting = "MMRAG_TEXT_MODEL" if kind == "text" else "MMRAG_IMAGE_MODEL / MMRAG_IMAGE_PRETRAINED"
-            raise ModelMismatch(f"collection {collection!r} holds {kind} vectors from {was!r}, but this process uses {now!r}: "
-                                f"set {setting} back to match, or ingest into a new collection")
+            assumed = (" (assumed: the collection was made before mmrag recorded models, when this was the default)"
+                       if recorded.get("assumed") else "")
+            raise ModelMismatch(f"collection {collection!r} holds {kind} vectors from {was!r}{assumed}, but this process uses "
+                                f"{now!r}: set {setting} to match, or ingest its documents into a new collection")
 
 
 class DocStore:
@@ -123,8 +129,8 @@ class DocStore:
         self._local = threading.local()
         self._conn().executescript(SCHEMA)  # executescript manages its own transaction
         columns = {r["name"] for r in self.query("PRAGMA table_info(collections)")}
-        if "models" not in columns:  # a data dir from before collections recorded their models
-            self._conn().execute("ALTER TABLE collections ADD COLUMN models TEXT")
+        if "models" not in columns:
+            self._record_legacy_models()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -177,6 +183,21 @@ class DocStore:
             " FROM collections c ORDER BY c.name")
         return [dict(r) for r in rows]
 
+    def _record_legacy_models(self) -> None:
+        """A data dir from before collections recorded their models: its collections were embedded
+        with the defaults of then (the default text model has changed since), so that is what is
+        recorded; a process configured otherwise is refused with a message, never served vectors of
+        another model."""
+        with self.tx() as db:
+            db.execute("ALTER TABLE collections ADD COLUMN models TEXT")
+            for row in db.execute("SELECT id FROM collections").fetchall():
+                cid = row["id"]
+                if not db.execute("SELECT 1 FROM units WHERE collection_id = ? LIMIT 1", (cid,)).fetchone():
+                    continue
+                images = db.execute("SELECT 1 FROM units WHERE collection_id = ? AND image_vec IS NOT NULL LIMIT 1", (cid,)).fetchone()
+                models = {**LEGACY_MODELS, "image": LEGACY_MODELS["image"] if images else "none", "assumed": True}
+                db.execute("UPDATE collections SET models = ? WHERE id = ?", (json.dumps(models), cid))
+
     def bind_models(self, collection_id: int, models: dict[str, str]) -> None:
         """Record the models of a collection's first vectors; refuse vectors from any other model.
 
@@ -189,9 +210,6 @@ class DocStore:
                 return
             recorded = json.loads(row["models"]) if row["models"] else None
             if recorded is None:
-                has_units = db.execute("SELECT 1 FROM units WHERE collection_id = ? LIMIT 1", (collection_id,)).fetchone()
-                if has_units:  # made before models were recorded: nothing to compare with
-                    return
                 db.execute("UPDATE collections SET models = ? WHERE id = ?", (json.dumps(models), collection_id))
                 return
         check_models(row["name"], recorded, models)

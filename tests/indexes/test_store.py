@@ -124,3 +124,21 @@ def test_a_collection_refuses_vectors_and_queries_from_other_models(store, setti
         HybridRetriever(store, settings, text_embedder).retrieve("lighthouse", "notes")
     hits = HybridRetriever(store, settings, minilm_embedder).retrieve("lighthouse", "notes").hits
     assert [h.unit.text for h in hits] == [doc.read_text()]  # the failed ingestion left the collection as it was
+
+
+def test_collections_from_before_model_records_get_the_old_defaults(store, settings, tmp_path, text_embedder, minilm_embedder):
+    from app.retrieval import HybridRetriever
+    from indexes.docstore import DocStore
+    from ingest.pipeline import Ingestor
+    from mmrag.errors import ModelMismatch
+
+    doc = tmp_path / "note.txt"
+    doc.write_text("The harbour lighthouse was built in 1872 from granite.")
+    Ingestor(store, settings, minilm_embedder, None).ingest_paths([doc], "old", progress=False)
+    store.docs.query("ALTER TABLE collections DROP COLUMN models")  # as a data dir of the previous version has it
+    store.docs.close()
+    store.docs = DocStore(store.docs.path)
+    assert store.docs.models(store.docs.collection_id("old")) == {"text": "packaged:all-MiniLM-L6-v2", "image": "none", "assumed": True}
+    with pytest.raises(ModelMismatch, match="assumed"):
+        HybridRetriever(store, settings, text_embedder).retrieve("lighthouse", "old")
+    assert HybridRetriever(store, settings, minilm_embedder).retrieve("lighthouse", "old").hits
