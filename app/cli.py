@@ -65,6 +65,20 @@ def _ingestor(settings):
     return Ingestor(Store(settings.data_dir), settings)
 
 
+def cmd_reembed(args) -> int:
+    from ingest.reembed import reembed
+
+    settings = _settings(args)
+    try:
+        result = reembed(_ingestor(settings), args.collection, progress=not args.no_progress and sys.stderr.isatty())
+    except KeyError:
+        print(f"error: no collection named {args.collection!r} in {settings.data_dir}", file=sys.stderr)
+        return 2
+    print(f"{result['collection']}: {result['units']} units re-embedded in {result['seconds']}s "
+          f"(text {result['models']['text']}, image {result['models']['image']})")
+    return 0
+
+
 def cmd_ingest(args) -> int:
     settings = _settings(args)
     ingestor = _ingestor(settings)
@@ -211,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(func=cmd_ingest)
+
+    sp = sub.add_parser("reembed", help="re-embed a collection with the models configured now (after changing "
+                        "MMRAG_TEXT_MODEL or MMRAG_IMAGE_MODEL); no source files needed")
+    sp.add_argument("--collection", "-c", required=True)
+    data_dir(sp)
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(func=cmd_reembed)
 
     sp = sub.add_parser("list", help="list collections, or the documents of one")
     sp.add_argument("--collection", "-c")

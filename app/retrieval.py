@@ -79,7 +79,6 @@ class HybridRetriever:
                  reranker=None) -> None:
         self.store, self.settings, self.text, self.image = store, settings, text, image
         self.reranker = reranker  # optional cross-encoder stage (app.rerank)
-        self._models_ok: set[int] = set()  # collections whose recorded models match ours
 
     @property
     def weights(self) -> dict[str, float]:
@@ -162,10 +161,9 @@ class HybridRetriever:
         return Candidates(ids, [cand[int(u)] for u in ids], features, timings)
 
     def _check_models(self, collection: str, cid: int) -> None:
-        if cid not in self._models_ok:
-            current = {"text": self.text.name, "image": self.image.name if self.image is not None else "none"}
-            check_models(collection, self.store.docs.models(cid), current)  # raises ModelMismatch
-            self._models_ok.add(cid)
+        # every query (one small SQLite read): a collection can be re-embedded under a running server
+        current = {"text": self.text.name, "image": self.image.name if self.image is not None else "none"}
+        check_models(collection, self.store.docs.models(cid), current)  # raises ModelMismatch
 
     def _cosines(self, ids: np.ndarray, vec: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
         got, matrix = self.store.docs.vectors(ids, column)

@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS sentence_vecs (
     vecs BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS units_collection ON units(collection_id);
+CREATE TABLE IF NOT EXISTS staged_vecs (  -- new vectors of a re-embedding, swapped in by one transaction
+    unit_id INTEGER PRIMARY KEY,
+    text_vec BLOB,
+    image_vec BLOB,
+    sent_n INTEGER,
+    sent_vecs BLOB
+);
 """
 # AUTOINCREMENT: ids are never reused, so an index file that holds id N can only mean that unit.
 
@@ -119,7 +126,7 @@ def check_models(collection: str, recorded: dict[str, str] | None, current: dict
             assumed = (" (assumed: the collection was made before mmrag recorded models, when this was the default)"
                        if recorded.get("assumed") else "")
             raise ModelMismatch(f"collection {collection!r} holds {kind} vectors from {was!r}{assumed}, but this process uses "
-                                f"{now!r}: set {setting} to match, or ingest its documents into a new collection")
+                                f"{now!r}: set {setting} to match, or re-embed it with `mmrag reembed -c {collection}`")
 
 
 class DocStore:
@@ -213,6 +220,40 @@ class DocStore:
                 db.execute("UPDATE collections SET models = ? WHERE id = ?", (json.dumps(models), collection_id))
                 return
         check_models(row["name"], recorded, models)
+
+    # -- re-embedding ----------------------------------------------------------------------
+    def clear_staged(self) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM staged_vecs")
+
+    def stage_vectors(self, rows: list[tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]]) -> None:
+        """(unit id, text vector, image vector, sentence vectors) rows, kept aside until :meth:`swap_staged`."""
+        def blob(v, dtype):
+            return None if v is None or len(v) == 0 else np.asarray(v, dtype).tobytes()
+
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO staged_vecs (unit_id, text_vec, image_vec, sent_n, sent_vecs) VALUES (?, ?, ?, ?, ?)",
+                           [(uid, blob(t, np.float32), blob(i, np.float32), None if s is None else len(s), blob(s, np.float16))
+                            for uid, t, i, s in rows])
+
+    def swap_staged(self, collection_id: int, models: dict[str, str]) -> int:
+        """Every unit of the collection takes its staged vectors, and the collection its new models,
+        in one transaction: a crash leaves the old vectors and models, never a mix."""
+        with self.tx() as db:
+            n = db.execute("SELECT COUNT(*) FROM units WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+            staged = db.execute("SELECT COUNT(*) FROM staged_vecs s JOIN units u ON u.id = s.unit_id WHERE u.collection_id = ?",
+                                (collection_id,)).fetchone()[0]
+            if staged != n:
+                raise RuntimeError(f"re-embedding staged {staged} of {n} units; nothing was changed")
+            db.execute("UPDATE units SET text_vec = (SELECT text_vec FROM staged_vecs WHERE unit_id = units.id),"
+                       " image_vec = (SELECT image_vec FROM staged_vecs WHERE unit_id = units.id) WHERE collection_id = ?",
+                       (collection_id,))
+            db.execute("DELETE FROM sentence_vecs WHERE unit_id IN (SELECT id FROM units WHERE collection_id = ?)", (collection_id,))
+            db.execute("INSERT INTO sentence_vecs (unit_id, n, vecs) SELECT unit_id, sent_n, sent_vecs FROM staged_vecs"
+                       " WHERE sent_vecs IS NOT NULL")
+            db.execute("UPDATE collections SET models = ?, generation = generation + 1 WHERE id = ?", (json.dumps(models), collection_id))
+            db.execute("DELETE FROM staged_vecs")
+        return n
 
     def models(self, collection_id: int) -> dict[str, str] | None:
         rows = self.query("SELECT models FROM collections WHERE id = ?", (collection_id,))

@@ -50,6 +50,7 @@ class CollectionIndexes:
     generation: int = -1
     vectors: dict[str, VectorIndex | None] = field(default_factory=lambda: {"text": None, "image": None})
     bm25: BM25Index = field(default_factory=BM25Index)
+    models: dict | None = None  # the collection's models when these vectors were loaded (see _reconcile)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -129,6 +130,7 @@ class Store:
                     ci.vectors[name] = VectorIndex.load(path, dim, self.flat_max, self.nprobe)
             if (folder / "bm25.npz").exists():
                 ci.bm25 = BM25Index.load(folder / "bm25.npz")
+            ci.models = manifest.get("models")
         except Exception as exc:  # a damaged snapshot is rebuilt from SQLite, never trusted
             log.warning("index snapshot of collection %d unreadable (%s); rebuilding from the docstore", collection_id, exc)
             return CollectionIndexes(collection_id)
@@ -137,6 +139,10 @@ class Store:
     def _reconcile(self, ci: CollectionIndexes, generation: int) -> None:
         t0 = time.perf_counter()
         changed = 0
+        models = self.docs.models(ci.collection_id)
+        if models != ci.models:  # re-embedded (same ids, other vectors), or a snapshot without models: rebuild from SQLite
+            ci.vectors = {name: None for name in MODALITIES}
+            ci.models = models
         for name, column in MODALITIES.items():
             db_ids = self.docs.unit_ids(ci.collection_id, column)
             index = ci.vectors[name]
@@ -174,7 +180,7 @@ class Store:
                 else:
                     (folder / f"{name}.faiss").unlink(missing_ok=True)
             ci.bm25.save(folder / "bm25.npz")
-            manifest = {"generation": ci.generation, "dims": dims, "saved_at": time.time(),
+            manifest = {"generation": ci.generation, "dims": dims, "models": ci.models, "saved_at": time.time(),
                         "counts": {"bm25": len(ci.bm25), **{k: len(v) for k, v in ci.vectors.items() if v is not None}}}
             atomic_write_bytes(folder / "manifest.json", json.dumps(manifest, indent=1).encode())
 
