@@ -104,8 +104,8 @@ class HybridRetriever:
         cid = self.store.docs.collection_id(collection)
         if cid is None:
             raise KeyError(collection)
-        self._check_models(collection, cid)
         ci = self.store.indexes(cid)
+        self._check_models(collection, cid, ci)
         allowed = self._allowed(cid, filters)
         empty = Candidates(np.zeros(0, np.int64), [], {}, timings)
         if allowed is not None and len(allowed) == 0:
@@ -160,9 +160,10 @@ class HybridRetriever:
         timings["features_ms"] = (time.perf_counter() - t3) * 1000
         return Candidates(ids, [cand[int(u)] for u in ids], features, timings)
 
-    def _check_models(self, collection: str, cid: int) -> None:
+    def _check_models(self, collection: str, cid: int, ci) -> None:
         # every query (one small SQLite read): a collection can be re-embedded under a running server
-        current = {"text": self.text.name, "image": self.image.name if self.image is not None else "none"}
+        has_images = self.image is not None and ci.vectors["image"] is not None and len(ci.vectors["image"]) > 0
+        current = {"text": self.text.name, "image": self.image.name if has_images else "none"}
         check_models(collection, self.store.docs.models(cid), current)  # raises ModelMismatch
 
     def _cosines(self, ids: np.ndarray, vec: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:

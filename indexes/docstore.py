@@ -215,11 +215,16 @@ class DocStore:
             row = db.execute("SELECT name, models FROM collections WHERE id = ?", (collection_id,)).fetchone()
             if row is None:
                 return
-            recorded = json.loads(row["models"]) if row["models"] else None
-            if recorded is None:
-                db.execute("UPDATE collections SET models = ? WHERE id = ?", (json.dumps(models), collection_id))
-                return
-        check_models(row["name"], recorded, models)
+            recorded = json.loads(row["models"]) if row["models"] else {}
+            updated = dict(recorded)
+            for kind, column in (("text", "text_vec"), ("image", "image_vec")):
+                new = models.get(kind, "none")
+                if new != "none" and recorded.get(kind) != new and not db.execute(
+                        f"SELECT 1 FROM units WHERE collection_id = ? AND {column} IS NOT NULL LIMIT 1", (collection_id,)).fetchone():
+                    updated[kind] = new  # no vectors of this kind yet: nothing to conflict with
+            if updated != recorded:
+                db.execute("UPDATE collections SET models = ? WHERE id = ?", (json.dumps(updated), collection_id))
+        check_models(row["name"], updated, models)
 
     # -- re-embedding ----------------------------------------------------------------------
     def clear_staged(self) -> None:

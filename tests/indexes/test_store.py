@@ -115,7 +115,7 @@ def test_a_collection_refuses_vectors_and_queries_from_other_models(store, setti
     doc = tmp_path / "note.txt"
     doc.write_text("The harbour lighthouse was built in 1872 from granite.")
     Ingestor(store, settings, minilm_embedder, None).ingest_paths([doc], "notes", progress=False)
-    assert store.docs.models(store.docs.collection_id("notes")) == {"text": "packaged:all-MiniLM-L6-v2", "image": "none"}
+    assert store.docs.models(store.docs.collection_id("notes")) == {"text": "packaged:all-MiniLM-L6-v2"}  # no image model in use
     other = tmp_path / "other.txt"
     other.write_text("Granite is an igneous rock.")
     with pytest.raises(ModelMismatch, match="all-MiniLM-L6-v2.*multilingual-e5-small.*MMRAG_TEXT_MODEL"):
@@ -142,3 +142,22 @@ def test_collections_from_before_model_records_get_the_old_defaults(store, setti
     with pytest.raises(ModelMismatch, match="assumed"):
         HybridRetriever(store, settings, text_embedder).retrieve("lighthouse", "old")
     assert HybridRetriever(store, settings, minilm_embedder).retrieve("lighthouse", "old").hits
+
+
+def test_a_model_without_vectors_in_the_collection_does_not_conflict(store, settings, tmp_path, text_embedder, image_embedder):
+    """A text-only collection recorded with another image model: nothing to mix, so nothing is refused."""
+    import json
+
+    from app.retrieval import HybridRetriever
+    from ingest.pipeline import Ingestor
+
+    doc = tmp_path / "note.txt"
+    doc.write_text("The harbour lighthouse was built in 1872 from granite.")
+    ingestor = Ingestor(store, settings, text_embedder, image_embedder)
+    ingestor.ingest_paths([doc], "notes", progress=False)
+    cid = store.docs.collection_id("notes")
+    store.docs.query("UPDATE collections SET models = ? WHERE id = ?",
+                     (json.dumps({"text": text_embedder.name, "image": "an-older-bridge.pt"}), cid))
+    assert HybridRetriever(store, settings, text_embedder, image_embedder).retrieve("lighthouse", "notes").hits
+    store.docs.bind_models(cid, ingestor.model_ids())  # the next ingestion records the image model it will use
+    assert store.docs.models(cid)["image"] == image_embedder.name
