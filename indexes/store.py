@@ -139,10 +139,11 @@ class Store:
     def _reconcile(self, ci: CollectionIndexes, generation: int) -> None:
         t0 = time.perf_counter()
         changed = 0
-        models = self.docs.models(ci.collection_id)
-        if models != ci.models:  # re-embedded (same ids, other vectors), or a snapshot without models: rebuild from SQLite
-            ci.vectors = {name: None for name in MODALITIES}
-            ci.models = models
+        models, old = self.docs.models(ci.collection_id) or {}, ci.models or {}
+        for name in MODALITIES:
+            if old.get(name) and models.get(name) != old.get(name):  # re-embedded: same ids, other vectors
+                ci.vectors[name] = None  # rebuilt from SQLite below
+        ci.models = models
         for name, column in MODALITIES.items():
             db_ids = self.docs.unit_ids(ci.collection_id, column)
             index = ci.vectors[name]
