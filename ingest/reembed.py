@@ -24,6 +24,9 @@ def reembed(ingestor: Ingestor, collection: str, progress: bool = True) -> dict:
         raise KeyError(collection)
     t0 = time.perf_counter()
     models = ingestor.model_ids()
+    # Images are the slow part (~60 ms each); when their model is unchanged their vectors would come
+    # out the same, so they are kept rather than recomputed.
+    same_images = (store.docs.models(cid) or {}).get("image") == models["image"]
     with store.writer():
         ids = [r[0] for r in store.docs.query("SELECT id FROM units WHERE collection_id = ? ORDER BY id", (cid,))]
         store.docs.clear_staged()  # leftovers of an interrupted run
@@ -34,7 +37,12 @@ def reembed(ingestor: Ingestor, collection: str, progress: bool = True) -> dict:
             by_id = store.docs.units(ids[start:start + BATCH])
             units = [by_id[i] for i in ids[start:start + BATCH] if i in by_id]
             text, sentences = ingestor._text_vectors(units)
-            images = ingestor._image_vectors(units)
+            if same_images:
+                got, matrix = store.docs.vectors([u.id for u in units], "image_vec")
+                kept = {int(uid): row for uid, row in zip(got, matrix)}
+                images = [kept.get(u.id) for u in units]
+            else:
+                images = ingestor._image_vectors(units)
             store.docs.stage_vectors([(u.id, t, i, s) for u, t, i, s in zip(units, text, images, sentences)])
             bar.update(len(units))
         bar.close()
