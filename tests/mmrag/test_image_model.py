@@ -17,7 +17,7 @@ def test_registered_with_open_clip_and_loaded_from_a_local_checkpoint(image_embe
     from mmrag.embedding import bridge
 
     assert "mmrag-bridge-lite0" in open_clip.list_models()
-    assert image_embedder.dim == bridge.EMBED_DIM == 1000 and image_embedder.name.endswith(".pt")
+    assert image_embedder.dim == bridge.EMBED_DIM == 1000 + 384 + 256 and image_embedder.name.endswith(".pt")
 
 
 def test_matching_captions_rank_first_both_ways(image_embedder):
@@ -30,26 +30,46 @@ def test_matching_captions_rank_first_both_ways(image_embedder):
     assert list(sim.argmax(0)) == [0, 1, 2]  # each drawing finds its caption
 
 
-def test_text_side_is_a_concept_distribution_from_minilm(image_embedder, minilm_embedder):
-    """A text's vector is the square root of a distribution over the 1000 ImageNet concepts at the
-    fixed entropy, made from its MiniLM (mean-pooled) cosines to the concept texts."""
+def test_text_side_is_a_concept_distribution_and_minilm_and_borrowed_pictures(image_embedder, minilm_embedder):
+    """A text's vector has three weighted parts: the square root of a distribution over the 1000
+    ImageNet concepts at the fixed entropy (from its MiniLM cosines to the concept texts), its MiniLM
+    embedding itself, and the mean picture of the memory drawings whose captions are nearest."""
     import timm.data
     import torch
 
     from mmrag.embedding import bridge
+    from mmrag.embedding import caption_memory as memory
 
     texts = ["a slice of orange", "Where is the harbour lighthouse?"]
-    probs = image_embedder.embed_texts(texts) ** 2
+    vecs = image_embedder.embed_texts(texts)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1, rtol=1e-4)
+    w_concepts = 1 - memory.W_CAPTION - memory.W_PICTURE
+    probs = vecs[:, :1000] ** 2 / w_concepts
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
     entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(1)
     np.testing.assert_allclose(entropy, bridge.TEXT_ENTROPY, atol=0.01)
-    concepts = image_embedder.model.visual.trunk.classifier.concepts
-    cosines = torch.from_numpy(minilm_embedder.embed(texts)) @ concepts.T
+    minilm = minilm_embedder.embed(texts)
+    head = image_embedder.model.visual.trunk.classifier
+    cosines = torch.from_numpy(minilm) @ head.concepts.T
     expected = bridge.softmax_at_entropy(cosines, torch.tensor(bridge.TEXT_ENTROPY)).numpy()
     np.testing.assert_allclose(probs, expected, atol=1e-4)
+    np.testing.assert_allclose(vecs[:, 1000:1384], memory.W_CAPTION ** 0.5 * minilm, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(vecs[:, 1384:], axis=1), memory.W_PICTURE ** 0.5, rtol=1e-4)
     info = timm.data.ImageNetInfo("imagenet-1k")
     top5 = [" / ".join(info.index_to_description(int(i)) for i in np.argsort(-row)[:5]) for row in probs]
     assert "orange" in top5[0] and "lighthouse" in top5[1], top5
+
+
+def test_images_far_from_the_memory_keep_the_concept_part_alone(image_embedder):
+    """The memory's gate: a drawing near memory drawings borrows their captions; a picture unlike
+    every memory drawing (here: coloured noise) is embedded by its concept distribution alone."""
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
+    drawing = Image.open(IMAGES / "orange-slice.png")  # its nearest memory drawing: cosine 0.58, above the gate
+    vecs = image_embedder.embed_images([noise, drawing])
+    memory_part = np.linalg.norm(vecs[:, 1000:], axis=1)
+    assert memory_part[0] < 1e-6 and memory_part[1] > 0.3, memory_part
+    np.testing.assert_allclose((vecs[0, :1000] ** 2).sum(), 1.0, atol=1e-4)
 
 
 def test_transparent_background_is_white_not_black(image_embedder):

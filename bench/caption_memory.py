@@ -1,0 +1,116 @@
+"""Builds the caption memory of the offline image-text model from Debian's Open Clip Art packages.
+
+    apt-get install openclipart-svg openclipart-png wordnet-base wordnet-sense-index && python -m eval.wordnet
+    python -m bench.caption_memory [--out mmrag/embedding/data/caption_memory.npz]
+
+The memory is every captioned drawing that the image-text benchmark does not use: drawings of its
+dev and held-out splits, drawings with the same title as one of them, and near-duplicates of them
+(cosine above 0.95 in the trunk's feature space) are left out, and so are the drawings the test
+fixtures were made from, so that neither the benchmark nor the tests can find a drawing through its
+own copy. Each entry keeps its caption (the SVG title plus the name of its folder, e.g. "Mouse
+Scroll hardware") and the Lite0 trunk's pooled features, projected to 256 dimensions by PCA. The
+output is committed (public domain drawings, ~3 MB); rerunning this script rebuilds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.clipart import PNG_ROOT, SVG_ROOT, build
+from bench.image_text import caption_text
+from mmrag.embedding import caption_memory
+
+# the Open Clip Art files behind tests/fixtures/images
+FIXTURE_SOURCES = {"drums_jarno_vasamaa_.png", "bulldog_puppy_ganson.png", "orange_slice_jonathan_di_01.png"}
+NEAR_DUPLICATE = 0.95
+
+
+def entries(exclude_png: set[str], exclude_titles: set[str]) -> list[dict]:
+    out = []
+    for svg in sorted(SVG_ROOT.rglob("*.svg")):
+        png = PNG_ROOT / svg.relative_to(SVG_ROOT).with_suffix(".png")
+        if not png.exists() or str(png) in exclude_png or png.name in FIXTURE_SOURCES:
+            continue
+        m = re.search(r"<dc:title>([^<]*)</dc:title>", svg.read_text(errors="ignore")[:30000])
+        title = caption_text(" ".join(m.group(1).split())) if m else ""
+        if title.lower() in exclude_titles:
+            continue
+        folders = [p.replace("_", " ") for p in svg.relative_to(SVG_ROOT).parts[:-1]]
+        text = (title + " " + " ".join(folders[-1:])).strip() or " ".join(folders)
+        if text:
+            out.append({"png": str(png), "text": text})
+    return out
+
+
+def trunk_features(paths: list[str], cache: Path) -> np.ndarray:
+    """The Lite0 trunk's pooled features, as the model computes them; cached per file."""
+    from tqdm import tqdm
+
+    from mmrag.embedding.bridge import IMAGE_MEAN, IMAGE_STD, lite0_trunk
+    from mmrag.embedding.image import pad_to_square, to_rgb
+
+    known = dict(np.load(cache, allow_pickle=False)) if cache.exists() else {}
+    have = dict(zip(known.get("paths", np.zeros(0, str)).tolist(), known.get("features", np.zeros((0, 1280)))))
+    todo = [p for p in dict.fromkeys(paths) if p not in have]
+    if todo:
+        import open_clip
+
+        trunk = lite0_trunk()
+        prep = open_clip.image_transform(224, is_train=False, mean=IMAGE_MEAN, std=IMAGE_STD)  # as the model's own
+        Image.MAX_IMAGE_PIXELS = None  # a few drawings are rendered huge; they are trusted files
+        with torch.no_grad():
+            for start in tqdm(range(0, len(todo), 32), desc="trunk features", unit="batch"):
+                batch = []
+                for p in todo[start:start + 32]:
+                    with Image.open(p) as im:
+                        batch.append(prep(pad_to_square(to_rgb(im))))
+                x = torch.stack(batch).contiguous(memory_format=torch.channels_last)
+                feats = trunk.forward_head(trunk.forward_features(x), pre_logits=True).numpy()
+                have.update(zip(todo[start:start + 32], feats))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, paths=np.array(list(have)), features=np.stack(list(have.values())).astype(np.float32))
+    return np.stack([have[p] for p in paths]).astype(np.float32)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=Path("data/bench-cache"))
+    ap.add_argument("--out", type=Path, default=caption_memory.MEMORY_FILE)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    bench_items = build(args.cache / "clipart.json")
+    memory = entries({d["png"] for d in bench_items}, {caption_text(d["caption"]).lower() for d in bench_items})
+    feats = trunk_features([d["png"] for d in bench_items] + [d["png"] for d in memory], args.cache / "trunk-features.npz")
+    bench_f, mem_f = feats[:len(bench_items)], feats[len(bench_items):]
+    mu = mem_f.mean(0)
+    duplicate = (unit(bench_f - mu) @ unit(mem_f - mu).T).max(0) > NEAR_DUPLICATE
+    keep = ~duplicate
+    mem_f = mem_f[keep]
+    texts = [d["text"] for d, k in zip(memory, keep) if k]
+    mean = mem_f.mean(0)
+    components = np.linalg.svd(mem_f - mean, full_matrices=False)[2][:caption_memory.FEATURE_DIM]
+    # each row keeps the share of its norm that the 256 axes hold, so that a dot product of two rows is
+    # close to the cosine in the full feature space; photos, far from this subspace, then score low
+    # against every drawing, which the model's gate relies on
+    centred = mem_f - mean
+    projected = (centred @ components.T) / np.linalg.norm(centred, axis=1, keepdims=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, texts=np.array(texts), features=projected.astype(np.float16),
+                        mean=mean.astype(np.float32), components=components.astype(np.float32))
+    print(f"{len(texts)} drawings ({int(duplicate.sum())} near-duplicates of benchmark drawings left out) -> {args.out} "
+          f"({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
