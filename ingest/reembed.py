@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+
 from ingest.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
@@ -24,9 +26,10 @@ def reembed(ingestor: Ingestor, collection: str, progress: bool = True) -> dict:
         raise KeyError(collection)
     t0 = time.perf_counter()
     models = ingestor.model_ids()
-    # Images are the slow part (~60 ms each); when their model is unchanged their vectors would come
-    # out the same, so they are kept rather than recomputed.
-    same_images = (store.docs.models(cid) or {}).get("image") == models["image"]
+    # A model that did not change would give the same vectors again, so they are kept rather than
+    # recomputed: images are ~60 ms each, and text with sentence vectors is the slow part of e5.
+    recorded = store.docs.models(cid) or {}
+    same_text, same_images = recorded.get("text") == models["text"], recorded.get("image") == models["image"]
     with store.writer():
         ids = [r[0] for r in store.docs.query("SELECT id FROM units WHERE collection_id = ? ORDER BY id", (cid,))]
         store.docs.clear_staged()  # leftovers of an interrupted run
@@ -36,13 +39,13 @@ def reembed(ingestor: Ingestor, collection: str, progress: bool = True) -> dict:
         for start in range(0, len(ids), BATCH):
             by_id = store.docs.units(ids[start:start + BATCH])
             units = [by_id[i] for i in ids[start:start + BATCH] if i in by_id]
-            text, sentences = ingestor._text_vectors(units)
-            if same_images:
-                got, matrix = store.docs.vectors([u.id for u in units], "image_vec")
-                kept = {int(uid): row for uid, row in zip(got, matrix)}
-                images = [kept.get(u.id) for u in units]
+            if same_text:
+                text = _kept(store, units, "text_vec")
+                stored = store.docs.sentence_vectors(np.array([u.id for u in units], np.int64))
+                sentences = [stored.get(u.id) for u in units]
             else:
-                images = ingestor._image_vectors(units)
+                text, sentences = ingestor._text_vectors(units)
+            images = _kept(store, units, "image_vec") if same_images else ingestor._image_vectors(units)
             store.docs.stage_vectors([(u.id, t, i, s) for u, t, i, s in zip(units, text, images, sentences)])
             bar.update(len(units))
         bar.close()
@@ -51,4 +54,11 @@ def reembed(ingestor: Ingestor, collection: str, progress: bool = True) -> dict:
         store.save(cid)
     seconds = time.perf_counter() - t0
     log.info("collection %s: %d units re-embedded with %s in %.1fs", collection, n, models, seconds)
-    return {"collection": collection, "units": n, "models": models, "seconds": round(seconds, 1)}
+    return {"collection": collection, "units": n, "models": models, "seconds": round(seconds, 1),
+            "kept": [kind for kind, same in (("text", same_text), ("image", same_images)) if same]}
+
+
+def _kept(store, units, column: str) -> list[np.ndarray | None]:
+    got, matrix = store.docs.vectors(np.array([u.id for u in units], np.int64), column)
+    kept = {int(uid): row for uid, row in zip(got, matrix)}
+    return [kept.get(u.id) for u in units]

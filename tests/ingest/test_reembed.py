@@ -71,3 +71,38 @@ def test_an_incomplete_staging_changes_nothing(store, old_collection, minilm_emb
         store.docs.swap_staged(cid, {"text": "other", "image": "none"})
     np.testing.assert_array_equal(store.docs.vectors(ids, "text_vec")[1], before)
     assert store.docs.models(cid)["text"] == "packaged:all-MiniLM-L6-v2"
+
+
+def test_vectors_of_an_unchanged_model_are_kept_not_recomputed(store, settings, tmp_path, text_embedder, image_embedder):
+    """An image-model upgrade re-embeds the images only: the text vectors (the slow part with e5 and
+    sentence vectors) stay as stored. A marked text vector proves they were not recomputed."""
+    import json
+
+    from ingest.pipeline import Ingestor
+    from ingest.reembed import reembed
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "lighthouse.txt").write_text(TEXTS["lighthouse.txt"])
+    shutil.copy(IMAGES / "drums.png", folder / "IMG_0001.png")
+    ingestor = Ingestor(store, settings, text_embedder, image_embedder)
+    ingestor.ingest_paths([folder], "notes", progress=False)
+    cid = store.docs.collection_id("notes")
+    text_id = int(store.docs.unit_ids(cid, "text_vec")[0])
+    marker = np.zeros(text_embedder.dim, np.float32)
+    marker[0] = 1.0
+    store.docs.query("UPDATE units SET text_vec = ? WHERE id = ?", (marker.tobytes(), text_id))
+    image_id = int(store.docs.unit_ids(cid, "image_vec")[0])
+    image_marker = np.zeros(image_embedder.dim, np.float32)
+    image_marker[0] = 1.0
+    store.docs.query("UPDATE units SET image_vec = ? WHERE id = ?", (image_marker.tobytes(), image_id))
+    sentences_before = store.docs.sentence_vectors(np.array([text_id]))[text_id]
+    store.docs.query("UPDATE collections SET models = ? WHERE id = ?",
+                     (json.dumps({"text": text_embedder.name, "image": "an-older-bridge.pt"}), cid))
+
+    result = reembed(ingestor, "notes", progress=False)
+    assert result["kept"] == ["text"] and store.docs.models(cid)["image"] == image_embedder.name
+    np.testing.assert_array_equal(store.docs.vectors(np.array([text_id]), "text_vec")[1][0], marker)
+    np.testing.assert_array_equal(store.docs.sentence_vectors(np.array([text_id]))[text_id], sentences_before)
+    image = store.docs.vectors(np.array([image_id]), "image_vec")[1][0]
+    assert not np.array_equal(image, image_marker) and abs(np.linalg.norm(image) - 1) < 1e-4  # re-made
