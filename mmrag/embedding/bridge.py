@@ -50,7 +50,6 @@ TIMM_NAME = "mmrag_bridge_lite0"
 CHECKPOINT_VERSION = 3
 N_CLASSES = 1000
 DIM = 384  # MiniLM, the text tower
-FEATURES = 1280  # the trunk's pooled features
 # the shared space: square root of a concept distribution | MiniLM space | the trunk's feature space (PCA)
 EMBED_DIM = N_CLASSES + DIM + memory.FEATURE_DIM
 # Chosen on the dev split of bench/image_text.py (held-out figures in docs/benchmarks.md), in nats
