@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 
 from bench.clipart import PNG_ROOT, SVG_ROOT, build
-from bench.image_text import caption_text
+from bench.filecache import per_file
+from bench.image_text import caption_text, unit
 from mmrag.embedding import caption_memory
 
 # the Open Clip Art files behind tests/fixtures/images
@@ -56,15 +57,13 @@ def trunk_features(paths: list[str], cache: Path) -> np.ndarray:
     from mmrag.embedding.bridge import IMAGE_MEAN, IMAGE_STD, lite0_trunk
     from mmrag.embedding.image import pad_to_square, to_rgb
 
-    known = dict(np.load(cache, allow_pickle=False)) if cache.exists() else {}
-    have = dict(zip(known.get("paths", np.zeros(0, str)).tolist(), known.get("features", np.zeros((0, 1280)))))
-    todo = [p for p in dict.fromkeys(paths) if p not in have]
-    if todo:
+    def compute(todo: list[str]) -> dict[str, np.ndarray]:
         import open_clip
 
         trunk = lite0_trunk()
         prep = open_clip.image_transform(224, is_train=False, mean=IMAGE_MEAN, std=IMAGE_STD)  # as the model's own
         Image.MAX_IMAGE_PIXELS = None  # a few drawings are rendered huge; they are trusted files
+        out = []
         with torch.no_grad():
             for start in tqdm(range(0, len(todo), 32), desc="trunk features", unit="batch"):
                 batch = []
@@ -72,15 +71,10 @@ def trunk_features(paths: list[str], cache: Path) -> np.ndarray:
                     with Image.open(p) as im:
                         batch.append(prep(pad_to_square(to_rgb(im))))
                 x = torch.stack(batch).contiguous(memory_format=torch.channels_last)
-                feats = trunk.forward_head(trunk.forward_features(x), pre_logits=True).numpy()
-                have.update(zip(todo[start:start + 32], feats))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, paths=np.array(list(have)), features=np.stack(list(have.values())).astype(np.float32))
-    return np.stack([have[p] for p in paths]).astype(np.float32)
+                out.append(trunk.forward_head(trunk.forward_features(x), pre_logits=True).numpy())
+        return {"features": np.concatenate(out).astype(np.float32)}
 
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return per_file(paths, cache, compute)["features"]
 
 
 def main() -> None:

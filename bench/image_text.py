@@ -87,21 +87,16 @@ def cached_trunk_outputs(embedder, paths: list[str], cache: Path) -> tuple[np.nd
     """:func:`trunk_outputs` for files, kept per file in ``cache`` (a few drawings are 169-megapixel
     renders that take seconds each to decode); the ms figure is for the files computed this run
     (NaN when all were cached)."""
-    known = {}
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            known = {p: (f, lp, lf) for p, f, lp, lf in zip(z["paths"].tolist(), z["features"], z["logits"], z["flipped"])}
-    todo = [p for p in dict.fromkeys(paths) if p not in known]
-    ms = float("nan")
-    if todo:
-        feats, plain, flipped, ms = trunk_outputs(embedder, todo)
-        known.update(zip(todo, zip(feats, plain, flipped)))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        rows = list(known.values())
-        np.savez(cache, paths=np.array(list(known)), features=np.stack([r[0] for r in rows]),
-                 logits=np.stack([r[1] for r in rows]), flipped=np.stack([r[2] for r in rows]))
-    return (np.stack([known[p][0] for p in paths]), np.stack([known[p][1] for p in paths]),
-            np.stack([known[p][2] for p in paths]), ms)
+    from bench.filecache import per_file
+
+    timing = [float("nan")]
+
+    def compute(todo: list[str]) -> dict[str, np.ndarray]:
+        feats, plain, flipped, timing[0] = trunk_outputs(embedder, todo)
+        return {"features": feats, "logits": plain, "flipped": flipped}
+
+    got = per_file(paths, cache, compute)
+    return got["features"], got["logits"], got["flipped"], timing[0]
 
 
 def trunk_outputs(embedder, images) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
