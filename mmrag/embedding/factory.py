@@ -31,11 +31,6 @@ def image_model_id(model: str, pretrained: str) -> str:
     return f"{model}:{Path(pretrained).name if pretrained else 'random'}"
 
 
-def model_ids(settings) -> dict[str, str]:
-    """What a collection's vectors were made with; queries must use the same models."""
-    return {"text": settings.text_model, "image": image_model_id(settings.image_model, settings.image_pretrained)}
-
-
 @lru_cache(maxsize=4)
 def get_image_embedder(model: str, pretrained: str, cache_dir: str = "./data") -> ImageEmbedder | None:
     """``model`` 'none' turns image vectors off (images stay findable by caption, alt and OCR text)."""
