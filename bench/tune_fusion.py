@@ -40,7 +40,7 @@ def collect(retriever, dataset, collection: str, k: int) -> list[dict]:
             if d not in names:
                 names[d] = store.docs.document(d)["file_name"]
             docs.append(names[d])
-        rows.append({"docs": np.array(docs, dtype=object), "relevant": set(ex.relevant_documents), "features": c.features,
+        rows.append({"question": ex.question, "ids": c.ids, "docs": np.array(docs, dtype=object), "relevant": set(ex.relevant_documents), "features": c.features,
                      "ranks": c.ranks, "dense_ms": c.timings.get("dense_ms", 0.0)})
     return rows
 
@@ -91,27 +91,10 @@ def tune(rows_by_set: dict[str, list[dict]], dev: str) -> tuple[dict, list, dict
     return systems, grid, best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, required=True, help="corpora ingested with the default text model")
-    ap.add_argument("--compare", action="append", default=[], metavar="DATA_DIR=TEXT_MODEL",
-                    help="the same corpora ingested with another text model, tuned and reported beside it (repeatable)")
-    ap.add_argument("--dev", required=True, help="name=dataset file; the collection is named after it")
-    ap.add_argument("--heldout", action="append", default=[], help="name=dataset file (repeatable)")
-    ap.add_argument("--limit", type=int, default=500)
-    ap.add_argument("--check", type=int, default=0, metavar="N",
-                    help="also report on N more dev-set questions, disjoint from the tuning sample (the tuning sample's "
-                         "own score is optimistic: it chose the weights)")
-    ap.add_argument("--k", type=int, default=100, help="candidates per channel")
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    args = ap.parse_args()
-
-    from app.cli import configure_logging
-    from app.services import Services
+def sample_sets(args) -> tuple[dict, dict[str, str], str]:
+    """The tuning sample, the unseen dev questions (--check) and the held-out sets, by name; and each one's collection."""
     from eval.datasets import load_dataset
-    from mmrag.settings import Settings
 
-    configure_logging()
     datasets, collections = {}, {}
     dev = args.dev.split("=", 1)[0]
     for spec in [args.dev, *args.heldout]:
@@ -129,6 +112,35 @@ def main() -> None:
                 datasets[f"{name} (unseen {len(unseen.examples)})"], collections[f"{name} (unseen {len(unseen.examples)})"] = unseen, name
         datasets[name] = ds
     datasets = {dev: datasets.pop(dev), **datasets}  # the tuning set first
+    return datasets, collections, dev
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The data-set options this bench shares with bench.fusion_features."""
+    ap.add_argument("--dev", required=True, help="name=dataset file; the collection is named after it")
+    ap.add_argument("--heldout", action="append", default=[], help="name=dataset file (repeatable)")
+    ap.add_argument("--limit", type=int, default=500)
+    ap.add_argument("--check", type=int, default=0, metavar="N",
+                    help="also report on N more dev-set questions, disjoint from the tuning sample (the tuning sample's "
+                         "own score is optimistic: it chose the weights)")
+    ap.add_argument("--k", type=int, default=100, help="candidates per channel")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, required=True, help="corpora ingested with the default text model")
+    ap.add_argument("--compare", action="append", default=[], metavar="DATA_DIR=TEXT_MODEL",
+                    help="the same corpora ingested with another text model, tuned and reported beside it (repeatable)")
+    add_arguments(ap)
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = ap.parse_args()
+
+    from app.cli import configure_logging
+    from app.services import Services
+    from mmrag.settings import Settings
+
+    configure_logging()
+    datasets, collections, dev = sample_sets(args)
     runs = [(Settings.model_fields["text_model"].default, args.data_dir)]
     runs += [(spec.split("=", 1)[1], Path(spec.split("=", 1)[0])) for spec in args.compare]
     header = "| text model | system | " + " | ".join(f"{n} MRR@10 | {n} R@1 | {n} R@10" for n in datasets) + " |"

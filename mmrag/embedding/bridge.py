@@ -80,7 +80,7 @@ class ConceptBridge(nn.Module):
 
     def __init__(self, in_features: int, n_classes: int = N_CLASSES, dim: int = DIM, n_memory: int | None = None) -> None:
         super().__init__()
-        n_memory = len(memory.load()["texts"]) if n_memory is None else n_memory
+        n_memory = memory.size() if n_memory is None else n_memory
         self.fc = nn.Linear(in_features, n_classes)
         self.register_buffer("concepts", torch.zeros(n_classes, dim))  # MiniLM embeddings of the class texts
         self.register_buffer("image_entropy", torch.tensor(IMAGE_ENTROPY))

@@ -93,3 +93,9 @@ def test_caption_less_images_with_neutral_names_are_found_by_text(ingestor, tmp_
         hits = retriever.retrieve(caption, "photos", 3, Filters(types=["image"])).hits
         doc = ingestor.store.docs.document(hits[0].unit.document_id)
         assert doc["file_name"] == f"IMG_{k:04d}.png", caption
+
+
+def test_memory_size_comes_from_the_header_alone():
+    from mmrag.embedding import caption_memory as memory
+
+    assert memory.size() == len(memory.load()["texts"]) > 1000
