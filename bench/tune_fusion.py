@@ -5,8 +5,8 @@
         --heldout coqa=../shared/data/coqa/coqa.test.json [--limit 500]
 
 Recall runs once per question; every candidate's features are kept, so each weight setting is
-scored offline. The grid covers convex weights of z-scored BM25, dense cosine and best-sentence
-cosine (steps of 0.1, summing to 1); MRR@10 is over documents (a document ranks where its first
+scored offline. The grid covers convex weights of z-scored BM25, dense cosine, best-sentence
+cosine and query-term coverage (steps of 0.1, summing to 1); MRR@10 is over documents (a document ranks where its first
 unit ranks). Writes the "retrieval quality" section of docs/benchmarks.md.
 """
 
@@ -60,6 +60,13 @@ def mrr_of(rows: list[dict], score_fn) -> dict[str, float]:
     return {"mrr@10": float(np.mean(rr)), "recall@1": float(np.mean(r1)), "recall@10": float(np.mean(r10))}
 
 
+GRID = ("bm25", "dense", "maxsim", "coverage")  # the image weight is tuned on images (bench.image_text), not here
+
+
+def weights_label(w: dict) -> str:
+    return "/".join(str(w[n]) for n in GRID)
+
+
 def tune(rows_by_set: dict[str, list[dict]], dev: str) -> tuple[dict, list, dict]:
     """Grid on the dev set only; returns the systems to report, the grid, and the chosen weights."""
     from app.retrieval import convex
@@ -71,22 +78,21 @@ def tune(rows_by_set: dict[str, list[dict]], dev: str) -> tuple[dict, list, dict
         return np.array([sum(1.0 / (61 + r) for r in ranks.values()) for ranks in row["ranks"]])
 
     grid = []
-    steps = [round(x * 0.1, 1) for x in range(11)]
-    for wb, wd in itertools.product(steps, steps):
-        wm = round(1 - wb - wd, 1)
-        if wm < 0:
-            continue
-        w = {"bm25": wb, "dense": wd, "maxsim": wm}
-        grid.append((mrr_of(rows_by_set[dev], weights_fn(w))["mrr@10"], w))
+    for c in itertools.product(range(11), repeat=len(GRID) - 1):
+        if sum(c) <= 10:
+            w = dict(zip(GRID, (round(x / 10, 1) for x in (*c, 10 - sum(c)))))
+            grid.append((mrr_of(rows_by_set[dev], weights_fn(w))["mrr@10"], w))
     grid.sort(key=lambda g: -g[0])
     best = grid[0][1]
-    two = max((g for g in grid if g[1]["maxsim"] == 0), key=lambda g: g[0])[1]
+    two = max((g for g in grid if g[1]["maxsim"] == g[1]["coverage"] == 0), key=lambda g: g[0])[1]
+    three = max((g for g in grid if g[1]["coverage"] == 0), key=lambda g: g[0])[1]
     systems = {
         "BM25 alone": weights_fn({"bm25": 1}),
         "dense alone": weights_fn({"dense": 1}),
         "RRF (BM25 + dense)": rrf,
         f"convex BM25 + dense ({two['bm25']}/{two['dense']})": weights_fn(two),
-        f"convex + max-sim rerank ({best['bm25']}/{best['dense']}/{best['maxsim']})": weights_fn(best),
+        f"+ max-sim rerank ({three['bm25']}/{three['dense']}/{three['maxsim']})": weights_fn(three),
+        f"+ query-term coverage ({weights_label(best)})": weights_fn(best),
     }
     return systems, grid, best
 
@@ -165,7 +171,7 @@ def main() -> None:
             table.append(f"| {'' if label == 'BM25 alone' else short} | {label} | " + " | ".join(cells) + " |")
         dense_ms = float(np.median([r["dense_ms"] for rows in sets.values() for r in rows]))
         costs.append(f"{short} {dense_ms:.1f} ms")
-        tops.append(f"{short}: " + ", ".join(f"{g[1]['bm25']}/{g[1]['dense']}/{g[1]['maxsim']} → {g[0]:.3f}" for g in grid[:5]))
+        tops.append(f"{short}: " + ", ".join(f"{weights_label(g[1])} → {g[0]:.3f}" for g in grid[:5]))
     compare = " ".join(f"--compare {spec}" for spec in args.compare)
     lines = ["## Retrieval quality", "",
              f"Machine: {machine()}. Command: `python -m bench.tune_fusion --data-dir D {compare + ' ' if compare else ''}"
@@ -177,7 +183,7 @@ def main() -> None:
              "sets were not looked at while tuning" + (f"; \"{dev} (unseen N)\" is N other {dev} questions, disjoint from the tuning "
              "sample, which shows how much of the tuning sample's score is the tuning's own luck" if args.check else "") + ".", "",
              *table, "",
-             "Top of the dev grid (bm25/dense/maxsim → dev MRR@10): " + "; ".join(tops) + ".", "",
+             "Top of the dev grid (" + "/".join(GRID) + " → dev MRR@10): " + "; ".join(tops) + ".", "",
              "Query embedding plus the dense FAISS search, median per query: " + ", ".join(costs) + "."]
     write_section(args.out, "retrieval-quality", "\n".join(lines))
     print("\n".join(lines))

@@ -12,11 +12,11 @@ from eval.metrics import corpus_bleu, doc_ranking, exact_match, meteor, retrieva
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 ALL = ("bm25", "dense", "image")
 MODES = {  # ablation: name -> (channels, fusion, weight overrides)
-    "bm25": (("bm25",), "convex", None),
+    "bm25": (("bm25",), "convex", {"bm25": 1.0, "coverage": 0.0}),  # the BM25 score alone
     "dense": (("dense",), "convex", {"maxsim": 0.0}),
     "rrf": (ALL, "rrf", None),
-    "fused": (ALL, "convex", {"maxsim": 0.0, "bm25": 0.5, "dense": 0.5}),  # first stage: BM25 + dense only
-    "fused+rerank": (ALL, "convex", None),  # the default: plus best-sentence similarity
+    "fused": (ALL, "convex", {"maxsim": 0.0, "coverage": 0.0, "bm25": 0.5, "dense": 0.5}),  # first stage: BM25 + dense only
+    "fused+rerank": (ALL, "convex", None),  # the default: plus best-sentence similarity and query-term coverage
 }
 DEFAULT_MODE = "fused+rerank"
 TOP_K = 10

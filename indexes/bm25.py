@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.files import atomic_write
-from indexes.tokenize import tokenize
+from indexes.tokenize import QUESTION_WORDS, tokenize
 
 
 class BM25Index:
@@ -119,6 +119,10 @@ class BM25Index:
         avg = idf[present].mean() if present.any() else 0.0
         idf[present & (idf < 0)] = self.epsilon * avg
         self._idf = idf
+        # Coverage weights: a smoothed idf that stays positive (log(1 + (N - df + 0.5) / (df + 0.5)))
+        # so that a term in every document still counts a little and an unseen term counts most.
+        self._n_docs = n_docs
+        self._cov_idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
         self._sorter = np.argsort(self._ids, kind="stable")
 
     # -- searching -----------------------------------------------------------------------
@@ -128,22 +132,47 @@ class BM25Index:
         return result.ids, result.scores
 
     def score_all(self, query: str) -> BM25Scores:
+        """BM25 scores of every live document, and each one's query-term coverage: the idf-weighted share
+        of the query's distinct terms (less :data:`QUESTION_WORDS`) that it holds at all. Coverage ignores term frequency and length;
+        it tells apart passages of one topic, where BM25 is swayed by the topic words' repetitions
+        (as a fusion feature it beats the BM25 score: docs/benchmarks.md, "Fusion features tried")."""
         with self._lock:
             self._compile()
             scores = np.zeros(len(self._ids), np.float64)
+            coverage = np.zeros(len(self._ids), np.float64)
             matched = np.zeros(len(self._ids), bool)
-            for term in self.tokenizer(query):
+            counts = Counter(self.tokenizer(query))  # a repeated query term counts again in BM25, as in rank_bm25
+            weights = self._coverage_weights(counts)
+            total = sum(weights.values())
+            for term in counts:
                 t = self.vocab.get(term)
-                if t is None:
-                    continue
-                lo, hi = self._term_ptr[t], self._term_ptr[t + 1]
+                lo, hi = (self._term_ptr[t], self._term_ptr[t + 1]) if t is not None else (0, 0)
                 if lo == hi:
                     continue
                 docs, tf = self._post_docs[lo:hi], self._post_tfs[lo:hi].astype(np.float64)
                 norm = self.k1 * (1 - self.b + self.b * self._doc_len[docs] / self._avgdl)
-                scores[docs] += self._idf[t] * (tf * (self.k1 + 1) / (tf + norm))
+                scores[docs] += self._idf[t] * (tf * (self.k1 + 1) / (tf + norm)) * counts[term]
+                coverage[docs] += weights.get(term, 0.0)
                 matched[docs] = True
-            return BM25Scores(self._ids, scores, matched, self._sorter)
+            if total > 0:
+                coverage /= total
+            return BM25Scores(self._ids, scores, matched, self._sorter, coverage)
+
+    def coverage_weights(self, query: str) -> dict[str, float]:
+        """Each distinct query term's coverage weight (see :meth:`score_all`)."""
+        with self._lock:
+            self._compile()
+            return self._coverage_weights(self.tokenizer(query))
+
+    def _coverage_weights(self, terms: Iterable[str]) -> dict[str, float]:
+        unseen = float(np.log1p((self._n_docs + 0.5) / 0.5))  # a term no document holds: the rarest there is
+        out = {}
+        for term in terms:
+            if term in QUESTION_WORDS:
+                continue
+            t = self.vocab.get(term)
+            out[term] = float(self._cov_idf[t]) if t is not None and self._term_ptr[t] != self._term_ptr[t + 1] else unseen
+        return out
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self.score_all(query).top(k, allowed)
@@ -178,8 +207,10 @@ class BM25Index:
 class BM25Scores:
     """One query's scores over the whole index, for top-k and for looking up given units."""
 
-    def __init__(self, ids: np.ndarray, scores: np.ndarray, matched: np.ndarray, sorter: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, scores: np.ndarray, matched: np.ndarray, sorter: np.ndarray,
+                 coverage: np.ndarray | None = None) -> None:
         self.ids, self.scores, self.matched, self._sorter = ids, scores, matched, sorter
+        self.coverage = np.zeros(len(ids)) if coverage is None else coverage
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (ids, scores), best first, among documents holding at least one query term.
@@ -193,12 +224,13 @@ class BM25Scores:
         order = hits[np.argsort(-self.scores[hits], kind="stable")]
         return self.ids[order], self.scores[order]
 
-    def of(self, unit_ids: np.ndarray) -> np.ndarray:
-        """Scores of the given units (0 for units not in the index)."""
+    def of(self, unit_ids: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Scores (or another per-document array, e.g. ``coverage``) of the given units; 0 for units not in the index."""
+        values = self.scores if values is None else values
         unit_ids = np.asarray(unit_ids, np.int64)
         if len(self.ids) == 0:
             return np.zeros(len(unit_ids))
         pos = np.searchsorted(self.ids, unit_ids, sorter=self._sorter)
         pos = np.minimum(pos, len(self.ids) - 1)
         found = self.ids[self._sorter[pos]] == unit_ids
-        return np.where(found, self.scores[self._sorter[pos]], 0.0)
+        return np.where(found, values[self._sorter[pos]], 0.0)

@@ -5,7 +5,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from indexes.bm25 import BM25Index
-from indexes.tokenize import tokenize
+from indexes.tokenize import QUESTION_WORDS, tokenize
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog",
@@ -74,3 +74,51 @@ def test_mixed_language_tokenization():
     assert tokenize("Hello 长江大桥 World") [:1] == ["hello"]
     toks = tokenize("Hello 长江大桥 World")
     assert toks[-1] == "world" and "长江" in "".join(toks)
+
+
+def reference_coverage(docs, query):
+    """Written out from the definition: idf-weighted share of the query's distinct terms a document holds."""
+    tokenized = [set(tokenize(d)) for d in docs]
+    n = len(docs)
+
+    def weight(term):
+        df = sum(term in d for d in tokenized)
+        return np.log1p((n - df + 0.5) / (df + 0.5))
+
+    terms = set(tokenize(query)) - QUESTION_WORDS
+    total = sum(weight(t) for t in terms)
+    return np.array([sum(weight(t) for t in terms & d) / total if total else 0.0 for d in tokenized])
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_coverage_matches_its_definition(query):
+    index = BM25Index()
+    index.add(enumerate(CORPUS))
+    result = index.score_all(query)
+    np.testing.assert_allclose(result.coverage, reference_coverage(CORPUS, query)[result.ids], rtol=1e-9)
+    np.testing.assert_allclose(result.of(np.array([4, 0, 99]), result.coverage),
+                               [*reference_coverage(CORPUS, query)[[4, 0]], 0.0])  # 99: not in the index
+
+
+def test_coverage_counts_distinct_terms_not_repetitions():
+    # one passage repeats the topic word; the other holds most query terms once
+    docs = ["Normandy Normandy Normandy Normandy duchy history of Normandy and the Normans",
+            "In 911 the Viking leader Rollo signed a treaty with king Charles of Normandy",
+            *CORPUS]
+    index = BM25Index()
+    index.add(enumerate(docs))
+    result = index.score_all("Which king signed a treaty with Rollo about Normandy")
+    coverage = result.of(np.array([0, 1]), result.coverage)
+    assert coverage[1] > 0.5 and 0 < coverage[0] < 0.3
+    once = BM25Index()
+    once.add(enumerate(["duchy history of Normandy and the Normans", *docs[1:]]))
+    assert once.score_all("Which king signed a treaty with Rollo about Normandy").coverage[0] == pytest.approx(coverage[0])
+
+
+def test_question_words_do_not_count_towards_coverage():
+    index = BM25Index()
+    index.add(enumerate(CORPUS))
+    result = index.score_all("What is the capital of France?")
+    assert result.of(np.array([3]), result.coverage)[0] == pytest.approx(1.0)  # holds "capital" and "france"
+    assert result.of(np.array([4]), result.coverage)[0] == 0.0  # holds only "the" and "is"
+    assert result.of(np.array([4]))[0] > 0  # which BM25 still scores
