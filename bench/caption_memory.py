@@ -54,13 +54,13 @@ def trunk_features(paths: list[str], cache: Path) -> np.ndarray:
     """The Lite0 trunk's pooled features, as the model computes them; cached per file."""
     from tqdm import tqdm
 
-    from mmrag.embedding.bridge import IMAGE_MEAN, IMAGE_STD, lite0_trunk
+    from mmrag.embedding.bridge import IMAGE_MEAN, IMAGE_STD, lite_trunk
     from mmrag.embedding.image import pad_to_square, to_rgb
 
     def compute(todo: list[str]) -> dict[str, np.ndarray]:
         import open_clip
 
-        trunk = lite0_trunk()
+        trunk = lite_trunk(0)
         prep = open_clip.image_transform(224, is_train=False, mean=IMAGE_MEAN, std=IMAGE_STD)  # as the model's own
         Image.MAX_IMAGE_PIXELS = None  # a few drawings are rendered huge; they are trusted files
         out = []

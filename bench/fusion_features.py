@@ -4,7 +4,7 @@
         --heldout coqa=../shared/data/coqa/coqa.test.json --limit 500 --check 2000
 
 Same corpora, samples and candidates as ``bench.tune_fusion`` (the default text model's data dir). Each
-candidate feature group is added to the shipped three (BM25, dense, best-sentence cosine) and the convex
+candidate feature group is added to the shipped features (BM25, coverage, dense, best-sentence cosine) and the convex
 weights are searched again on the tuning sample only (steps of 0.1), so a group that helps shows it on the
 unseen questions and the held-out genre. Groups:
 
@@ -183,7 +183,7 @@ def main() -> None:
              f"Machine: {machine()}. Command: `python -m bench.fusion_features --data-dir D{' --splade M' if args.splade else ''} --dev {args.dev} "
              + " ".join(f"--heldout {h}" for h in args.heldout) + f" --limit {args.limit} --check {args.check}`.", "",
              f"The candidates and samples of the retrieval-quality table; each row adds a feature group to the shipped "
-             f"three and searches the convex weights again on the {dev} tuning sample only (weights in the order "
+             f"features and searches the convex weights again on the {dev} tuning sample only (weights in the order "
              f"{', '.join(SHIPPED)}, then the group's). A group earns its cost only if it gains on the unseen questions "
              "and the held-out genre, not just on the sample that chose its weight.", "", *table]
     write_section(args.out, "fusion-features", "\n".join(lines))

