@@ -153,7 +153,7 @@ class HybridRetriever:
         features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if bm25 is not None:
             features["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
-            features["coverage"] = (bm25.of(ids, bm25.coverage), np.ones(len(ids), bool))
+            features["coverage"] = (bm25.coverage_of(ids), np.ones(len(ids), bool))
         if qvec is not None:
             features["dense"] = self._cosines(ids, qvec[0], "text_vec")
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"])

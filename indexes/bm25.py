@@ -139,11 +139,13 @@ class BM25Index:
         with self._lock:
             self._compile()
             scores = np.zeros(len(self._ids), np.float64)
-            coverage = np.zeros(len(self._ids), np.float64)
             matched = np.zeros(len(self._ids), bool)
             counts = Counter(self.tokenizer(query))  # a repeated query term counts again in BM25, as in rank_bm25
             weights = self._coverage_weights(counts)
             total = sum(weights.values())
+            known = sorted((self.vocab[t], w) for t, w in weights.items() if t in self.vocab)
+            coverage = _Coverage(self._ptr, self._terms, np.array([k for k, _ in known], np.int64),
+                                 np.array([w for _, w in known]) / (total or 1.0))
             for term in counts:
                 t = self.vocab.get(term)
                 lo, hi = (self._term_ptr[t], self._term_ptr[t + 1]) if t is not None else (0, 0)
@@ -152,10 +154,7 @@ class BM25Index:
                 docs, tf = self._post_docs[lo:hi], self._post_tfs[lo:hi].astype(np.float64)
                 norm = self.k1 * (1 - self.b + self.b * self._doc_len[docs] / self._avgdl)
                 scores[docs] += self._idf[t] * (tf * (self.k1 + 1) / (tf + norm)) * counts[term]
-                coverage[docs] += weights.get(term, 0.0)
                 matched[docs] = True
-            if total > 0:
-                coverage /= total
             return BM25Scores(self._ids, scores, matched, self._sorter, coverage)
 
     def coverage_weights(self, query: str) -> dict[str, float]:
@@ -204,13 +203,34 @@ class BM25Index:
         return index
 
 
+class _Coverage:
+    """One query's coverage, computed for given documents only (the fusion needs it for ~100 candidates,
+    not for a million units): their forward-index rows are looked up against the query's term ids.
+    Holds the index arrays of the snapshot it was made from; a later write compiles new arrays."""
+
+    def __init__(self, ptr: np.ndarray, terms: np.ndarray, query_terms: np.ndarray, weights: np.ndarray) -> None:
+        self.ptr, self.terms, self.query_terms, self.weights = ptr, terms, query_terms, weights
+
+    def of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Coverage of documents given by their row in the index (one value per row)."""
+        if len(rows) == 0 or len(self.query_terms) == 0:
+            return np.zeros(len(rows))
+        starts, lens = self.ptr[rows], self.ptr[rows + 1] - self.ptr[rows]
+        # the postings of all rows, gathered in one flat index: start of each row plus 0..len-1
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        terms = self.terms[np.arange(lens.sum()) + offsets]
+        at = np.minimum(np.searchsorted(self.query_terms, terms), len(self.query_terms) - 1)
+        hit = np.where(self.query_terms[at] == terms, self.weights[at], 0.0)
+        return np.bincount(np.repeat(np.arange(len(rows)), lens), weights=hit, minlength=len(rows))
+
+
 class BM25Scores:
     """One query's scores over the whole index, for top-k and for looking up given units."""
 
     def __init__(self, ids: np.ndarray, scores: np.ndarray, matched: np.ndarray, sorter: np.ndarray,
-                 coverage: np.ndarray | None = None) -> None:
+                 coverage: _Coverage | None = None) -> None:
         self.ids, self.scores, self.matched, self._sorter = ids, scores, matched, sorter
-        self.coverage = np.zeros(len(ids)) if coverage is None else coverage
+        self._coverage = coverage
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (ids, scores), best first, among documents holding at least one query term.
@@ -224,13 +244,25 @@ class BM25Scores:
         order = hits[np.argsort(-self.scores[hits], kind="stable")]
         return self.ids[order], self.scores[order]
 
-    def of(self, unit_ids: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        """Scores (or another per-document array, e.g. ``coverage``) of the given units; 0 for units not in the index."""
-        values = self.scores if values is None else values
+    def _rows(self, unit_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each unit's row in the index, and whether it is there at all."""
         unit_ids = np.asarray(unit_ids, np.int64)
         if len(self.ids) == 0:
-            return np.zeros(len(unit_ids))
-        pos = np.searchsorted(self.ids, unit_ids, sorter=self._sorter)
-        pos = np.minimum(pos, len(self.ids) - 1)
-        found = self.ids[self._sorter[pos]] == unit_ids
-        return np.where(found, values[self._sorter[pos]], 0.0)
+            return np.zeros(len(unit_ids), np.int64), np.zeros(len(unit_ids), bool)
+        pos = np.minimum(np.searchsorted(self.ids, unit_ids, sorter=self._sorter), len(self.ids) - 1)
+        rows = self._sorter[pos]
+        return rows, self.ids[rows] == unit_ids
+
+    def of(self, unit_ids: np.ndarray) -> np.ndarray:
+        """Scores of the given units (0 for units not in the index)."""
+        rows, found = self._rows(unit_ids)
+        return np.where(found, self.scores[rows], 0.0) if len(self.ids) else np.zeros(len(rows))
+
+    def coverage_of(self, unit_ids: np.ndarray) -> np.ndarray:
+        """Query-term coverage of the given units (see :meth:`BM25Index.score_all`; 0 for units not in the index)."""
+        rows, found = self._rows(unit_ids)
+        if self._coverage is None or not found.any():
+            return np.zeros(len(rows))
+        out = np.zeros(len(rows))
+        out[found] = self._coverage.of_rows(rows[found])
+        return out

@@ -46,6 +46,8 @@ def test_after_removals_and_readds_scores_equal_a_fresh_reference():
     ref = dict(zip(live, reference_scores(list(live.values()), "fox Paris")))
     assert sorted(ids.tolist()) == sorted(live)
     np.testing.assert_allclose(scores, [ref[i] for i in ids], rtol=1e-6)
+    coverage = dict(zip(live, reference_coverage(list(live.values()), "fox Paris")))
+    np.testing.assert_allclose(index.score_all("fox Paris").coverage_of(ids), [coverage[i] for i in ids], rtol=1e-9)
 
 
 def test_search_returns_best_first_and_skips_non_matching(tmp_path):
@@ -95,8 +97,8 @@ def test_coverage_matches_its_definition(query):
     index = BM25Index()
     index.add(enumerate(CORPUS))
     result = index.score_all(query)
-    np.testing.assert_allclose(result.coverage, reference_coverage(CORPUS, query)[result.ids], rtol=1e-9)
-    np.testing.assert_allclose(result.of(np.array([4, 0, 99]), result.coverage),
+    np.testing.assert_allclose(result.coverage_of(result.ids), reference_coverage(CORPUS, query)[result.ids], rtol=1e-9)
+    np.testing.assert_allclose(result.coverage_of(np.array([4, 0, 99])),
                                [*reference_coverage(CORPUS, query)[[4, 0]], 0.0])  # 99: not in the index
 
 
@@ -108,17 +110,17 @@ def test_coverage_counts_distinct_terms_not_repetitions():
     index = BM25Index()
     index.add(enumerate(docs))
     result = index.score_all("Which king signed a treaty with Rollo about Normandy")
-    coverage = result.of(np.array([0, 1]), result.coverage)
+    coverage = result.coverage_of(np.array([0, 1]))
     assert coverage[1] > 0.5 and 0 < coverage[0] < 0.3
     once = BM25Index()
     once.add(enumerate(["duchy history of Normandy and the Normans", *docs[1:]]))
-    assert once.score_all("Which king signed a treaty with Rollo about Normandy").coverage[0] == pytest.approx(coverage[0])
+    assert once.score_all("Which king signed a treaty with Rollo about Normandy").coverage_of([0])[0] == pytest.approx(coverage[0])
 
 
 def test_question_words_do_not_count_towards_coverage():
     index = BM25Index()
     index.add(enumerate(CORPUS))
     result = index.score_all("What is the capital of France?")
-    assert result.of(np.array([3]), result.coverage)[0] == pytest.approx(1.0)  # holds "capital" and "france"
-    assert result.of(np.array([4]), result.coverage)[0] == 0.0  # holds only "the" and "is"
+    assert result.coverage_of(np.array([3]))[0] == pytest.approx(1.0)  # holds "capital" and "france"
+    assert result.coverage_of(np.array([4]))[0] == 0.0  # holds only "the" and "is"
     assert result.of(np.array([4]))[0] > 0  # which BM25 still scores
