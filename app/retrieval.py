@@ -2,10 +2,10 @@
 
 Stage 1 (recall): each channel returns its top ``recall_k`` candidates.
 Stage 2 (rerank): every candidate from any channel gets every feature computed exactly (its BM25
-score and query-term coverage from the full score vectors, its cosine from its stored vector, its best-sentence cosine
-from its stored sentence vectors, its image-text score for figures), so fusion never guesses a
-missing score. Convex fusion z-normalises each feature over the candidates and takes a weighted
-sum; RRF over the channel ranks is offered for comparison.
+score from the full score vector, its query-term coverage from its indexed terms, its cosine from
+its stored vector, its best-sentence cosine from its stored sentence vectors, its image-text score
+for figures), so fusion never guesses a missing score. Convex fusion z-normalises each feature over
+the candidates and takes a weighted sum; RRF over the channel ranks is offered for comparison.
 """
 
 from __future__ import annotations
