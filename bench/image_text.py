@@ -253,12 +253,17 @@ def caption_memory_grid(embedder, splits: dict, concepts: np.ndarray, cifar_path
     return out, cifar
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dev", type=int, default=300)
-    ap.add_argument("--heldout", type=int, default=600)
+def add_split_arguments(ap: argparse.ArgumentParser) -> None:
+    """The clip-art split sizes and paths this bench shares with bench.image_towers."""
+    ap.add_argument("--dev", type=int, default=300, help="drawings in the dev split (settings are chosen there)")
+    ap.add_argument("--heldout", type=int, default=600, help="drawings in the held-out split (reported)")
     ap.add_argument("--cache", type=Path, default=Path("data/bench-cache"))
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_split_arguments(ap)
     ap.add_argument("--json", type=Path, default=Path("docs/bench-data/image_text.json"))
     ap.add_argument("--cifar", type=Path, help="BIG-bench's cifar10_classification/base64/task.json (photos: a domain the "
                     "caption memory does not cover); its first 500 sampled images constrain the memory's settings, the "

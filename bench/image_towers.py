@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from bench.clipart import build
-from bench.image_text import at_entropy, both, caption_text, minilm
+from bench.image_text import add_split_arguments, at_entropy, both, caption_text, minilm
 from bench.report import machine, write_section
 
 RESOLUTION = {0: 224, 1: 240, 2: 260}
@@ -72,10 +71,7 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dev", type=int, default=300)
-    ap.add_argument("--heldout", type=int, default=600)
-    ap.add_argument("--cache", type=Path, default=Path("data/bench-cache"))
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    add_split_arguments(ap)
     args = ap.parse_args()
 
     from app.cli import configure_logging
