@@ -6,8 +6,8 @@
 
 Recall runs once per question; every candidate's features are kept, so each weight setting is
 scored offline. The grid covers convex weights of z-scored BM25, dense cosine, best-sentence
-cosine and query-term coverage (steps of 0.1, summing to 1); MRR@10 is over documents (a document ranks where its first
-unit ranks). Writes the "retrieval quality" section of docs/benchmarks.md.
+cosine and query-term coverage (steps of 0.1, summing to 1); MRR@10 is over documents (a document
+ranks where its first unit ranks). Writes the "retrieval quality" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations

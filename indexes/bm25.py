@@ -132,10 +132,11 @@ class BM25Index:
         return result.ids, result.scores
 
     def score_all(self, query: str) -> BM25Scores:
-        """BM25 scores of every live document, and each one's query-term coverage: the idf-weighted share
-        of the query's distinct terms (less :data:`QUESTION_WORDS`) that it holds at all. Coverage ignores term frequency and length;
-        it tells apart passages of one topic, where BM25 is swayed by the topic words' repetitions
-        (as a fusion feature it beats the BM25 score: docs/benchmarks.md, "Fusion features tried")."""
+        """BM25 scores of every live document; ``coverage_of`` on the result gives given documents'
+        query-term coverage: the idf-weighted share of the query's distinct terms (less
+        :data:`QUESTION_WORDS`) that a document holds at all. Coverage ignores term frequency and length,
+        which tells apart passages of one topic, where BM25 is swayed by repeated topic words (as a
+        fusion feature it beats the BM25 score: docs/benchmarks.md, "Fusion features tried")."""
         with self._lock:
             self._compile()
             scores = np.zeros(len(self._ids), np.float64)
