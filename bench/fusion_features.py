@@ -23,13 +23,12 @@ Writes the "fusion features tried" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import itertools
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import machine, write_section
-from bench.tune_fusion import GRID, add_arguments, collect, mrr_of, sample_sets
+from bench.tune_fusion import GRID, add_arguments, collect, convex_grid, mrr_of, sample_sets
 
 SHIPPED = GRID
 GROUPS = {
@@ -137,12 +136,11 @@ def search(rows_by_set: dict[str, list[dict]], dev: str, names: tuple[str, ...])
         return lambda row: row["z"] @ w if row["z"] is not None else np.zeros(0)
 
     best, best_mrr = None, -1.0
-    for c in itertools.product(range(11), repeat=len(names) - 1):
-        if sum(c) <= 10:
-            w = np.array([*c, 10 - sum(c)]) / 10
-            m = mrr_of(rows_by_set[dev], fn(w))["mrr@10"]
-            if m > best_mrr + 1e-12:
-                best, best_mrr = w, m
+    for weights in convex_grid(len(names)):
+        w = np.array(weights)
+        m = mrr_of(rows_by_set[dev], fn(w))["mrr@10"]
+        if m > best_mrr + 1e-12:
+            best, best_mrr = w, m
     return dict(zip(names, best)), {name: mrr_of(rows, fn(best)) for name, rows in rows_by_set.items()}
 
 

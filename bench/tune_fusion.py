@@ -63,6 +63,13 @@ def mrr_of(rows: list[dict], score_fn) -> dict[str, float]:
 GRID = ("bm25", "dense", "maxsim", "coverage")  # the image weight is tuned on images (bench.image_text), not here
 
 
+def convex_grid(n: int):
+    """Every n-tuple of weights in steps of 0.1 that sums to 1 (the last weight takes what is left)."""
+    for c in itertools.product(range(11), repeat=n - 1):
+        if sum(c) <= 10:
+            yield tuple(round(x / 10, 1) for x in (*c, 10 - sum(c)))
+
+
 def weights_label(w: dict) -> str:
     return "/".join(str(w[n]) for n in GRID)
 
@@ -78,10 +85,9 @@ def tune(rows_by_set: dict[str, list[dict]], dev: str) -> tuple[dict, list, dict
         return np.array([sum(1.0 / (61 + r) for r in ranks.values()) for ranks in row["ranks"]])
 
     grid = []
-    for c in itertools.product(range(11), repeat=len(GRID) - 1):
-        if sum(c) <= 10:
-            w = dict(zip(GRID, (round(x / 10, 1) for x in (*c, 10 - sum(c)))))
-            grid.append((mrr_of(rows_by_set[dev], weights_fn(w))["mrr@10"], w))
+    for weights in convex_grid(len(GRID)):
+        w = dict(zip(GRID, weights))
+        grid.append((mrr_of(rows_by_set[dev], weights_fn(w))["mrr@10"], w))
     grid.sort(key=lambda g: -g[0])
     best = grid[0][1]
     two = max((g for g in grid if g[1]["maxsim"] == g[1]["coverage"] == 0), key=lambda g: g[0])[1]
