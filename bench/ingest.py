@@ -150,7 +150,7 @@ def raw_encode(embedder, texts: list[str], batch_size: int) -> None:
 def bench_embedding(pdf: Path, settings) -> dict:
     """The pipeline's text-embedding stage against the model's raw batch call on the same texts
     (the units' texts plus, with sentence vectors on, each sentence of each text unit)."""
-    from ingest.chunking import split_sentences
+    from ingest.chunking import maxsim_texts
     from ingest.parse import DirectoryImageSink, parse_document
     from ingest.pipeline import Ingestor
     from mmrag.embedding import get_text_embedder
@@ -159,7 +159,8 @@ def bench_embedding(pdf: Path, settings) -> dict:
         units = parse_document(pdf.read_bytes(), str(pdf), settings, DirectoryImageSink(Path(tmp))).units
     embedder = get_text_embedder(settings.text_model, settings.embed_batch_size)
     texts = [u.search_text() for u in units]
-    sentences = [s for u in units if u.type == "text" for s in (split_sentences(u.text) if settings.sentence_vectors else []) if len(split_sentences(u.text)) > 1]
+    sentences = [s for u in units if u.type == "text" and settings.sentence_vectors
+                 for s in maxsim_texts(u.text, settings.sentence_windows)]
     embedder.embed(texts[:64])  # warm-up
     t0 = time.perf_counter()
     raw_encode(embedder, texts, settings.embed_batch_size)

@@ -37,6 +37,20 @@ def join_sentences(sentences: list[str]) -> str:
     return out
 
 
+def maxsim_texts(text: str, windows: bool = False) -> list[str]:
+    """The texts of a unit whose vectors feed the max-sim feature: each sentence, and with `windows`
+    each adjacent pair of sentences as well. Empty for a unit of one sentence (its own vector serves).
+
+    A pair carries what a lone sentence loses to its neighbour: "It is the second-longest river..."
+    says nothing of which river without the sentence before it.
+    """
+    sentences = split_sentences(text)
+    if len(sentences) < 2:
+        return []
+    pairs = [join_sentences(sentences[i:i + 2]) for i in range(len(sentences) - 1)] if windows else []
+    return sentences + pairs
+
+
 def _bbox_union(a: list[float] | None, b: list[float] | None) -> list[float] | None:
     if a is None:
         return list(b) if b else None

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.store import Store
-from ingest.chunking import split_sentences
+from ingest.chunking import maxsim_texts
 from ingest.parse import DirectoryImageSink, ParsedDocument, content_hash, parse_document
 from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.errors import DocumentError
@@ -283,8 +283,9 @@ class Ingestor:
         """Unit vectors, and for text units of several sentences, one vector per sentence.
 
         Sentence vectors feed the reranker's max-sim feature (the best match between the query and
-        any one sentence), which recovers passages whose answer sits in one sentence of many. They
-        are embedded in the same batched call as the units.
+        any one sentence), which recovers passages whose answer sits in one sentence of many. With
+        ``sentence_windows`` each adjacent pair of sentences gets a row too. They are embedded in the
+        same batched call as the units.
         """
         texts = [u.search_text() for u in units]
         todo = [i for i, t in enumerate(texts) if t.strip()]
@@ -292,8 +293,8 @@ class Ingestor:
         if self.settings.sentence_vectors:
             for i in todo:
                 if units[i].type == "text":
-                    parts = split_sentences(units[i].text)
-                    if len(parts) > 1:
+                    parts = maxsim_texts(units[i].text, self.settings.sentence_windows)
+                    if parts:
                         sentences[i] = parts
         batch = [texts[i] for i in todo] + [s for parts in sentences.values() for s in parts]
         out: list[np.ndarray | None] = [None] * len(units)

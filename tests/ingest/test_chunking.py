@@ -1,5 +1,5 @@
 from ingest.blocks import Block
-from ingest.chunking import Chunker, count_tokens, split_sentences
+from ingest.chunking import Chunker, count_tokens, maxsim_texts, split_sentences
 
 
 def sink(data, ext):
@@ -55,3 +55,13 @@ def test_image_gets_caption_alt_and_nearby_text():
 def test_chinese_sentences_split_and_count():
     assert split_sentences("第一句。第二句！第三句") == ["第一句。", "第二句！", "第三句"]
     assert count_tokens("长江abc") == 3
+
+
+def test_maxsim_texts_are_sentences_then_adjacent_pairs():
+    text = "The Rhine rises in the Alps. It flows north. Its largest city is Cologne."
+    sentences = ["The Rhine rises in the Alps.", "It flows north.", "Its largest city is Cologne."]
+    assert maxsim_texts(text) == sentences
+    assert maxsim_texts(text, windows=True) == sentences + [
+        "The Rhine rises in the Alps. It flows north.", "It flows north. Its largest city is Cologne."]
+    assert maxsim_texts("One sentence only.", windows=True) == []  # the unit's own vector serves
+    assert maxsim_texts("第一句。第二句！", windows=True)[-1] == "第一句。第二句！"  # no space between CJK sentences
