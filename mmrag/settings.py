@@ -40,8 +40,6 @@ class Settings(BaseSettings):
 
     # Ingestion
     sentence_vectors: bool = Field(True, description="embed each sentence of text units too (reranker's max-sim feature)")
-    sentence_windows: bool = Field(False, description="also embed each adjacent pair of sentences for max-sim: better on long "
-                                                    "narrative text, about twice the embedding time (docs/benchmarks.md)")
     parse_workers: int = Field(1, ge=0, description="processes parsing while the main one embeds; 0 parses inline")
     commit_every: int = Field(32, description="documents between index snapshots (each document commits on its own)")
     snapshot_interval_s: float = Field(30.0, description="and at least this long between snapshots: they are O(index size)")

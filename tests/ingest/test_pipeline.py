@@ -75,26 +75,6 @@ def test_dense_vectors_find_the_right_unit(ingestor, fixtures, text_embedder):
     assert PARA2[:30] in store.docs.units([int(hits[0, 0])])[int(hits[0, 0])].text
 
 
-def test_sentence_windows_store_a_vector_per_sentence_and_per_adjacent_pair(store, settings, text_embedder, tmp_path):
-    from ingest.pipeline import Ingestor
-
-    story = ("Mara found a brass key under the old bridge. She took it to the locksmith on Fen Street. "
-             "He said it opened the clock tower, which nobody had climbed for forty years.")
-    (tmp_path / "story.txt").write_text(story)
-    windowed = settings.model_copy(update={"sentence_windows": True})
-    Ingestor(store, windowed, text_embedder, None).ingest_paths([tmp_path / "story.txt"], "stories", progress=False)
-    cid = store.docs.collection_id("stories")
-    (uid,) = store.docs.unit_ids(cid, "text_vec")
-    rows = store.docs.sentence_vectors(np.array([uid]))[int(uid)]
-    assert rows.shape[0] == 3 + 2
-    pair = "She took it to the locksmith on Fen Street. He said it opened the clock tower, which nobody had climbed for forty years."
-    expected = text_embedder.embed([pair], kind="passage")[0]
-    assert float(rows[4] @ expected) > 0.99  # float16 storage
-    # the question joins both sentences ("the key" is in one, "what it opens" in the next): the pair answers best
-    q = text_embedder.embed(["What did the locksmith say the key opened?"], kind="query")[0]
-    assert int(np.argmax(rows @ q)) >= 3
-
-
 def test_upload_path_ingests_bytes(ingestor, fixtures):
     res = ingestor.ingest_bytes(fixtures["pdf"].read_bytes(), "survey.pdf", "up")
     assert res.status == "ok" and res.units >= 4
