@@ -76,12 +76,16 @@ def window_features(retriever, rows_by_set: dict[str, list[dict]]) -> str:
     adjacent pair of sentences (embedded here, for the candidates only). Returns what the pairs cost."""
     from tqdm import tqdm
 
-    from ingest.chunking import count_tokens, maxsim_texts, split_sentences
+    from ingest.chunking import count_tokens, maxsim_texts
 
     ids = sorted({int(u) for rows in rows_by_set.values() for row in rows for u in row["ids"]})
     units = retriever.store.docs.units(ids)
-    pairs = {u: maxsim_texts(units[u].text, windows=True)[len(split_sentences(units[u].text)):]
-             for u in ids if units[u].type == "text"}
+    sentences, pairs = {}, {}
+    for u in ids:
+        if units[u].type == "text":
+            texts = maxsim_texts(units[u].text, windows=True)  # n sentences, then their n - 1 pairs
+            n = (len(texts) + 1) // 2
+            sentences[u], pairs[u] = texts[:n], texts[n:]
     flat_texts = [p for u in ids for p in pairs.get(u, [])]
     t0 = time.perf_counter()
     flat = [retriever.text.embed(flat_texts[i:i + 256], kind="passage")
@@ -89,7 +93,7 @@ def window_features(retriever, rows_by_set: dict[str, list[dict]]) -> str:
     seconds = time.perf_counter() - t0
     flat = np.concatenate(flat) if flat else np.zeros((0, 0), np.float32)
     # What ingestion embeds without windows: each unit's text and (for units of several sentences) its sentences.
-    base = sum(count_tokens(units[u].search_text()) + sum(count_tokens(t) for t in maxsim_texts(units[u].text)) for u in ids)
+    base = sum(count_tokens(units[u].search_text()) + sum(count_tokens(t) for t in sentences.get(u, [])) for u in ids)
     added = sum(count_tokens(t) for t in flat_texts)
     cost = (f"Sentence windows' cost: the {len(ids):,} candidate units have {len(flat_texts):,} sentence pairs, "
             f"{added:,} tokens on top of the {base:,} that ingestion embeds for them without windows "
