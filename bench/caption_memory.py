@@ -1,15 +1,19 @@
 """Builds the caption memory of the offline image-text model from Debian's Open Clip Art packages.
 
-    apt-get install openclipart-svg openclipart-png wordnet-base wordnet-sense-index && python -m eval.wordnet
-    python -m bench.caption_memory [--out mmrag/embedding/data/caption_memory.npz]
+    apt-get install openclipart-svg openclipart-png wordnet-base wordnet-sense-index fonts-noto-color-emoji librsvg2-bin
+    python -m eval.wordnet
+    npm install --prefix ICONS @iconify-json/twemoji@1.2.5 ...   (the sets and versions of bench/memory_sources.py)
+    python -m bench.caption_memory --iconify ICONS [--out mmrag/embedding/data/caption_memory.npz]
 
-The memory is every captioned drawing that the image-text benchmark does not use: drawings of its
-dev and held-out splits, drawings with the same title as one of them, and near-duplicates of them
-(cosine above 0.95 in the trunk's feature space) are left out, and so are the drawings the test
-fixtures were made from, so that neither the benchmark nor the tests can find a drawing through its
-own copy. Each entry keeps its caption (the SVG title plus the name of its folder, e.g. "Mouse
-Scroll hardware") and the Lite0 trunk's pooled features, projected to 256 dimensions by PCA. The
-output is committed (public domain drawings, ~3 MB); rerunning this script rebuilds it.
+Two kinds of captioned pictures: Open Clip Art drawings (public domain) and emoji, the Noto font's
+and six icon sets' (``bench/memory_sources.py``), captioned by their names. The memory holds every
+one the image-text benchmark does not use: drawings of its dev and held-out splits, drawings with
+the same title as one of them, and near-duplicates of them (cosine above 0.95 in the trunk's
+feature space) are left out, and so are the drawings the test fixtures were made from, so that
+neither the benchmark nor the tests can find a drawing through its own copy. Each entry keeps its
+caption (a drawing's SVG title plus the name of its folder, e.g. "Mouse Scroll hardware"; an emoji's
+name, e.g. "dog face"), its source, and the Lite0 trunk's pooled features, projected to 256
+dimensions by PCA. The output is committed; rerunning this script rebuilds it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench import memory_sources
 from bench.clipart import PNG_ROOT, SVG_ROOT, build
 from bench.filecache import per_file
 from bench.image_text import caption_text, unit
@@ -46,7 +51,7 @@ def entries(exclude_png: set[str], exclude_titles: set[str]) -> list[dict]:
         folders = [p.replace("_", " ") for p in svg.relative_to(SVG_ROOT).parts[:-1]]
         text = (title + " " + " ".join(folders[-1:])).strip() or " ".join(folders)
         if text:
-            out.append({"png": str(png), "text": text})
+            out.append({"png": str(png), "text": text, "source": "openclipart"})
     return out
 
 
@@ -81,10 +86,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path("data/bench-cache"))
     ap.add_argument("--out", type=Path, default=caption_memory.MEMORY_FILE)
+    ap.add_argument("--iconify", type=Path, required=True, help="npm install --prefix folder holding the @iconify-json sets")
     args = ap.parse_args()
     t0 = time.perf_counter()
     bench_items = build(args.cache / "clipart.json")
     memory = entries({d["png"] for d in bench_items}, {caption_text(d["caption"]).lower() for d in bench_items})
+    memory += memory_sources.noto_emoji(args.cache / "emoji" / "noto-color-emoji")
+    for name in memory_sources.ICONIFY_SETS:
+        memory += memory_sources.iconify(memory_sources.iconify_package(args.iconify, name), name, args.cache / "emoji" / name)
     feats = trunk_features([d["png"] for d in bench_items] + [d["png"] for d in memory], args.cache / "trunk-features.npz")
     bench_f, mem_f = feats[:len(bench_items)], feats[len(bench_items):]
     mu = mem_f.mean(0)
@@ -92,6 +101,7 @@ def main() -> None:
     keep = ~duplicate
     mem_f = mem_f[keep]
     texts = [d["text"] for d, k in zip(memory, keep) if k]
+    sources = [d["source"] for d, k in zip(memory, keep) if k]
     mean = mem_f.mean(0)
     components = np.linalg.svd(mem_f - mean, full_matrices=False)[2][:caption_memory.FEATURE_DIM]
     # each row keeps the share of its norm that the 256 axes hold, so that a dot product of two rows is
@@ -100,9 +110,10 @@ def main() -> None:
     centred = mem_f - mean
     projected = (centred @ components.T) / np.linalg.norm(centred, axis=1, keepdims=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, texts=np.array(texts), features=projected.astype(np.float16),
+    np.savez_compressed(args.out, texts=np.array(texts), sources=np.array(sources), features=projected.astype(np.float16),
                         mean=mean.astype(np.float32), components=components.astype(np.float32))
-    print(f"{len(texts)} drawings ({int(duplicate.sum())} near-duplicates of benchmark drawings left out) -> {args.out} "
+    counts = ", ".join(f"{n} {sources.count(n)}" for n in dict.fromkeys(sources))
+    print(f"{len(texts)} pictures ({counts}; {int(duplicate.sum())} near-duplicates of benchmark drawings left out) -> {args.out} "
           f"({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f}s")
 
 

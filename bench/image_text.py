@@ -203,9 +203,11 @@ def shipped_model(embedder, split: dict) -> tuple[dict, float]:
     return both(text @ np.concatenate(vecs).T), ms
 
 
-def caption_memory_grid(embedder, splits: dict, concepts: np.ndarray, cifar_path: Path | None) -> tuple[dict, dict | None]:
+def caption_memory_grid(embedder, splits: dict, concepts: np.ndarray, cifar_path: Path | None,
+                        baseline: Path | None = None) -> tuple[dict, dict | None]:
     """The caption memory's settings (``bench/memory_grid.py``): chosen on the clip-art dev split, held
-    to CIFAR-10's dev half; the chosen, the shipped and the always-on variant scored everywhere."""
+    to CIFAR-10's dev half; the chosen, the shipped and the always-on variant scored everywhere, and the
+    shipped setting over an earlier memory file (``baseline``) to show what the memory's contents add."""
     from bench.memory_grid import CIFAR_LABELS, Knobs, MemoryModel, classification, grid, load_cifar
     from mmrag.embedding import bridge, caption_memory
 
@@ -247,6 +249,13 @@ def caption_memory_grid(embedder, splits: dict, concepts: np.ndarray, cifar_path
            "dev_scores": (dev_score[dev_best], dev_score.get(shipped_knobs)),
            "grid_top": [(round(g[0], 3), g[1], g[2].describe()) for g in scored[:10]],
            "scores": {split: {"dev_best": clip(split, dev_best), "always_on": clip(split, always_on)} for split in splits}}
+    if baseline:
+        with np.load(baseline, allow_pickle=False) as f:
+            old = {k: f[k] for k in f.files}
+        old_model, old_knobs = MemoryModel(old, minilm(embedder, old["texts"].tolist()), concepts, at_entropy), Knobs.open_clip_art_only()
+        out["baseline"] = {"size": len(old["texts"]), "knobs": old_knobs, "scores": {
+            split: both(old_model.texts(s["text"], old_knobs) @ old_model.images(s["features"], s["logits"], old_knobs).T)
+            for split, s in splits.items()}}
     if cifar:
         cifar["table"] = {name: {half: cifar["photos"](kn, half) for half in cifar["halves"]}
                           for name, kn in (("version 2 (no memory)", None), ("memory always on", always_on), ("memory, dev-best", dev_best))}
@@ -268,6 +277,8 @@ def main() -> None:
     ap.add_argument("--cifar", type=Path, help="BIG-bench's cifar10_classification/base64/task.json (photos: a domain the "
                     "caption memory does not cover); its first 500 sampled images constrain the memory's settings, the "
                     "other 500 are reported")
+    ap.add_argument("--baseline-memory", type=Path, help="an earlier caption_memory.npz, scored with the shipped settings beside the "
+                    "committed one (e.g. `git show beb268a:mmrag/embedding/data/caption_memory.npz`: Open Clip Art alone)")
     args = ap.parse_args()
 
     from app.cli import configure_logging
@@ -307,7 +318,7 @@ def main() -> None:
     default = ("photo-top3", shipped.IMAGE_ENTROPY, shipped.TEXT_ENTROPY, False)
     if buildable != default:
         print(f"note: the dev-best buildable setting is {buildable}; the shipped bridge uses {default}")
-    memory, cifar = caption_memory_grid(embedder, splits, concepts["photo-top3"], args.cifar)
+    memory, cifar = caption_memory_grid(embedder, splits, concepts["photo-top3"], args.cifar, args.baseline_memory)
     results = {}
     for split in ("dev", "held-out"):
         n = len(splits[split]["paths"])
@@ -319,6 +330,7 @@ def main() -> None:
                           "one_temperature": run(split, "photo-top3", None, None, False),
                           "dev_best": run(split, *best), "default": run(split, *default),
                           "memory_dev_best": memory["scores"][split]["dev_best"], "memory_always_on": memory["scores"][split]["always_on"],
+                          "memory_baseline": memory.get("baseline", {}).get("scores", {}).get(split),
                           "default_end_to_end": end_to_end, "default_ms_per_image": ms}
     if cifar:
         from bench.memory_grid import CIFAR_LABELS, classification
@@ -336,9 +348,11 @@ def main() -> None:
     fmt = lambda r: " | ".join(f"{r[d][f'R@{k}']:.3f}" for d in ("t2i", "i2t") for k in (1, 5, 10))  # noqa: E731
     describe = lambda c: f"{c[0]}, image entropy {c[1]}, text entropy {c[2]}, flip={'yes' if c[3] else 'no'}"  # noqa: E731
     h = results["held-out"]
-    command = f"python -m bench.image_text --dev {args.dev} --heldout {args.heldout}" + (" --cifar CIFAR_TASK_JSON" if cifar else "")
+    command = (f"python -m bench.image_text --dev {args.dev} --heldout {args.heldout}" + (" --cifar CIFAR_TASK_JSON" if cifar else "")
+               + (" --baseline-memory OLD_MEMORY" if args.baseline_memory else ""))
     lines = ["## Image-text retrieval (offline bridge model)", "",
-             f"Machine: {machine()}. Commands: `python -m bench.caption_memory` (rebuilds the committed memory), `{command}`.", "",
+             f"Machine: {machine()}. Commands: `python -m bench.caption_memory --iconify ICONS` (rebuilds the committed memory), `{command}`"
+             + (" (OLD_MEMORY: `git show beb268a:mmrag/embedding/data/caption_memory.npz`)." if args.baseline_memory else "."), "",
              f"Captioned clip art from Debian's `openclipart-svg`/`openclipart-png` (public domain): {len(items)} drawings whose "
              "title is plain English (`bench/clipart.py`), shuffled; the first "
              f"{args.dev} are the dev split (settings chosen there), the next {h['n']} the held-out split reported here. "
@@ -351,6 +365,8 @@ def main() -> None:
              f"| concept distributions, dev-best of the grid ({describe(best)}) | {fmt(h['dev_best'])} |",
              f"| concept distributions as shipped in version 2 ({describe(default)}; the dev-best of the one-pass settings that "
              f"build without WordNet{'' if buildable == default else ' was ' + describe(buildable)}) | {fmt(h['default'])} |",
+             *([f"| + caption memory of Open Clip Art alone ({memory['baseline']['size']} drawings, as shipped until beb268a; "
+                f"{memory['baseline']['knobs'].describe()}) | {fmt(h['memory_baseline'])} |"] if h["memory_baseline"] else []),
              f"| + caption memory, always on ({memory['shipped'].describe().rsplit(', gate', 1)[0]}) | {fmt(h['memory_always_on'])} |",
              f"| + caption memory, dev-best ({memory['dev_best'].describe()}) | {fmt(h['memory_dev_best'])} |",
              f"| **default** (version 3: {memory['shipped'].describe()}), end to end through `OpenClipEmbedder` | {fmt(h['default_end_to_end'])} |",
@@ -362,9 +378,13 @@ def main() -> None:
              "fixes that. Flip averaging and richer class texts (lemmas, prompt ensembles, WordNet glosses and "
              "hypernyms) were in the grid; none moved held-out recall by more than noise.", "",
              f"Version 3 (the default) adds a **caption memory** (`mmrag/embedding/caption_memory.py`): {memory['size']} other "
-             "captioned Open Clip Art drawings (none of the benchmark's, nor their near-duplicates or same-titled drawings; "
-             "`bench/caption_memory.py`). An image borrows the captions of its k nearest memory drawings (trunk features), a "
-             "text the pictures of the drawings whose captions are nearest; nothing is trained. The memory's settings were "
+             "captioned pictures (`bench/caption_memory.py`): Open Clip Art drawings (none of the benchmark's, nor their "
+             "near-duplicates or same-titled drawings) and emoji and icons captioned by their names (the Noto Color Emoji font "
+             "from Debian; Twemoji, Fluent Emoji Flat, Noto, EmojiOne, Streamline Emojis and game-icons.net from npm's "
+             "`@iconify-json` packages; `bench/memory_sources.py`), near-duplicates of benchmark drawings left out. An image "
+             "borrows the captions of its k nearest memory pictures (trunk features), a text the pictures whose captions are "
+             "nearest; nothing is trained. Emoji draw the same everyday things (animals, food, tools, vehicles, flags) in six "
+             "styles, so a query finds more neighbours that look like its drawing. The memory's settings were "
              "chosen on the dev split, among those that keep CIFAR-10 photos (below) within 0.01 of version 2 on their dev half."]
     if memory["dev_best"] != memory["shipped"] and memory["dev_scores"][1] is not None:
         lines[-1] += (f" The shipped setting is not this grid's dev-best (dev R@1 + R@10 summed over both directions: "

@@ -40,16 +40,23 @@ class Knobs:
 
         return cls(m.K_IMAGE, m.TAU_IMAGE, m.ALPHA, m.W_CAPTION, m.W_PICTURE, m.GATE_LOW, m.GATE_WIDTH, m.K_TEXT, m.TAU_TEXT)
 
+    @classmethod
+    def open_clip_art_only(cls) -> Knobs:
+        """The settings shipped with the memory of Open Clip Art alone (until beb268a), for its baseline row."""
+        return cls(10, 0.1, 0.3, 0.2, 0.2, 0.4, 0.1, 10, 0.05)
+
     def describe(self) -> str:
         gate = "always on" if self.gate_low is None else f"gate {self.gate_low}-{self.gate_low + self.gate_width:.2f}"
-        return (f"k={self.k_image}, T={self.tau_image}, alpha={self.alpha}, weights {self.w_caption}/{self.w_picture}, {gate}")
+        return (f"k={self.k_image}, T={self.tau_image}, alpha={self.alpha}, weights {self.w_caption}/{self.w_picture}, {gate}, "
+                f"text k={self.k_text}, T={self.tau_text}")
 
 
 def grid() -> list[Knobs]:
     out = []
-    for k, tau, alpha, (wc, wp), gate in itertools.product((10, 20), (0.05, 0.1), (0.3, 0.5), ((0.2, 0.2), (0.24, 0.2), (0.3, 0.15)),
-                                                           (None, 0.35, 0.4, 0.45, 0.5)):
-        out.append(Knobs(k, tau, alpha, wc, wp, gate))
+    for k, tau, (wc, wp), gate, k_text, tau_text in itertools.product(
+            (10, 20), (0.05, 0.1), ((0.2, 0.2), (0.24, 0.2), (0.2, 0.3), (0.3, 0.3), (0.15, 0.3)), (0.35, 0.4, 0.45), (10, 20, 40),
+            (0.02, 0.05, 0.1)):
+        out.append(Knobs(k, tau, 0.3, wc, wp, gate, 0.1, k_text, tau_text))
     return out
 
 
