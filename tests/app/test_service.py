@@ -101,6 +101,14 @@ def test_errors_are_clear(service):
     assert httpx.get(f"{service}/units/999999/image").status_code == 404
 
 
+def test_unknown_query_fields_are_refused_not_ignored(service):
+    """A misspelt filter must not quietly return unfiltered results."""
+    r = post_query(service, query="lighthouse", generate=False, filters={"modality": ["image"]})
+    assert r.status_code == 422 and "modality" in r.text
+    r = post_query(service, query="lighthouse", generate=False, topk=3)
+    assert r.status_code == 422 and "topk" in r.text
+
+
 def test_table_rows_survive_to_the_citation(service):
     body = post_query(service, query="Iron mg/kg Etna south", generate=False, filters={"types": ["table"]}).json()
     assert body["citations"][0]["html"].count("<tr>") == len(TABLE)

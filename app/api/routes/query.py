@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import Auth, ServicesDep
 from app.api.routes import metrics
@@ -18,11 +18,16 @@ router = APIRouter(tags=["query"], dependencies=[Auth])
 
 
 class QueryFilters(BaseModel):
+    # an unknown field is refused, not ignored: a misspelt filter ("modality") would otherwise return unfiltered results
+    model_config = ConfigDict(extra="forbid")
+
     types: list[Literal["text", "table", "image"]] | None = Field(None, description="only these unit types")
     document_ids: list[int] | None = Field(None, description="only these documents")
 
 
 class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # as for the filters: "topk" or "filter" must not pass silently
+
     query: str = Field(..., min_length=1, max_length=4000)
     collection: str = "default"
     top_k: int = Field(5, ge=1, le=100)
