@@ -1,12 +1,12 @@
-"""Builds the caption memory of the offline image-text model from Debian's Open Clip Art packages.
+"""Builds the caption memory of the offline image-text model from Open Clip Art, emoji and icon packages.
 
     apt-get install openclipart-svg openclipart-png wordnet-base wordnet-sense-index fonts-noto-color-emoji librsvg2-bin
     python -m eval.wordnet
     npm install --prefix ICONS @iconify-json/twemoji@1.2.5 ...   (the sets and versions of bench/memory_sources.py)
     python -m bench.caption_memory --iconify ICONS [--out mmrag/embedding/data/caption_memory.npz]
 
-Two kinds of captioned pictures: Open Clip Art drawings (public domain) and emoji, the Noto font's
-and six icon sets' (``bench/memory_sources.py``), captioned by their names. The memory holds every
+Two kinds of captioned pictures: Open Clip Art drawings (public domain), and emoji and icons captioned
+by their names (the Noto font's and six ``@iconify-json`` sets'; ``bench/memory_sources.py``). The memory holds every
 one the image-text benchmark does not use: drawings of its dev and held-out splits, drawings with
 the same title as one of them, and near-duplicates of them (cosine above 0.95 in the trunk's
 feature space) are left out, and so are the drawings the test fixtures were made from, so that

@@ -2,7 +2,7 @@
 
 Every variant is computed in numpy from cached trunk outputs (pooled features and ImageNet logits)
 and the committed memory, exactly as ``ConceptBridge`` and ``ConceptQuery`` compute it, so a grid
-of ~100 settings takes seconds. Settings are chosen on the clip-art dev split, subject to not losing
+of 540 settings takes minutes. Settings are chosen on the clip-art dev split, subject to not losing
 more than 0.01 of zero-shot accuracy or text-to-image precision@50 on the CIFAR-10 dev half
 (photos: a domain the memory does not cover, where it must do no harm).
 """
