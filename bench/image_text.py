@@ -216,9 +216,9 @@ def caption_memory_grid(embedder, splits: dict, concepts: np.ndarray, cifar_path
     shipped_knobs = Knobs.shipped()
     always_on = Knobs(**{**shipped_knobs.__dict__, "gate_low": None})
 
-    def clip(split, kn):
+    def clip(split, kn, m=model):
         s = splits[split]
-        return both(model.texts(s["text"], kn) @ model.images(s["features"], s["logits"], kn).T)
+        return both(m.texts(s["text"], kn) @ m.images(s["features"], s["logits"], kn).T)
 
     cifar = None
     if cifar_path:
@@ -250,12 +250,10 @@ def caption_memory_grid(embedder, splits: dict, concepts: np.ndarray, cifar_path
            "grid_top": [(round(g[0], 3), g[1], g[2].describe()) for g in scored[:10]],
            "scores": {split: {"dev_best": clip(split, dev_best), "always_on": clip(split, always_on)} for split in splits}}
     if baseline:
-        with np.load(baseline, allow_pickle=False) as f:
-            old = {k: f[k] for k in f.files}
+        old = caption_memory.load(baseline)
         old_model, old_knobs = MemoryModel(old, minilm(embedder, old["texts"].tolist()), concepts, at_entropy), Knobs.open_clip_art_only()
-        out["baseline"] = {"size": len(old["texts"]), "knobs": old_knobs, "scores": {
-            split: both(old_model.texts(s["text"], old_knobs) @ old_model.images(s["features"], s["logits"], old_knobs).T)
-            for split, s in splits.items()}}
+        out["baseline"] = {"size": len(old["texts"]), "knobs": old_knobs,
+                           "scores": {split: clip(split, old_knobs, old_model) for split in splits}}
     if cifar:
         cifar["table"] = {name: {half: cifar["photos"](kn, half) for half in cifar["halves"]}
                           for name, kn in (("version 2 (no memory)", None), ("memory always on", always_on), ("memory, dev-best", dev_best))}

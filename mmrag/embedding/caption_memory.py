@@ -38,10 +38,11 @@ def digest() -> str:
     return hashlib.sha256(MEMORY_FILE.read_bytes()).hexdigest()[:8]
 
 
-def load() -> dict[str, np.ndarray]:
-    if not MEMORY_FILE.exists():
-        raise FileNotFoundError(f"{MEMORY_FILE} is missing: rebuild it with `python -m bench.caption_memory`")
-    with np.load(MEMORY_FILE, allow_pickle=False) as f:
+def load(path: Path = MEMORY_FILE) -> dict[str, np.ndarray]:
+    """The committed memory, or another memory file (a benchmark's baseline)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m bench.caption_memory`")
+    with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 
