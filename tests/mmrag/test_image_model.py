@@ -16,8 +16,8 @@ def test_registered_with_open_clip_and_loaded_from_a_local_checkpoint(image_embe
 
     from mmrag.embedding import bridge
 
-    assert "mmrag-bridge-lite0" in open_clip.list_models()
-    assert image_embedder.dim == bridge.EMBED_DIM == 1000 + 384 + 256 and image_embedder.name.endswith(".pt")
+    assert "mmrag-bridge" in open_clip.list_models()
+    assert image_embedder.dim == bridge.EMBED_DIM == 1000 + 384 + 2 * 256 and image_embedder.name.endswith(".pt")
 
 
 def test_matching_captions_rank_first_both_ways(image_embedder):
@@ -101,3 +101,35 @@ def test_memory_size_comes_from_the_header_alone():
     from mmrag.embedding import caption_memory as memory
 
     assert memory.size() == len(memory.load()["texts"]) > 1000
+
+
+def test_an_images_picture_part_is_both_trunks_projected_as_the_memory_file_says(image_embedder):
+    """The tower's Lite0 and Lite2 features, projected with the PCA stored in the memory file and weighted
+    by the mix, are the picture part of the image's vector: the model and the memory it searches agree."""
+    import torch
+
+    from mmrag.embedding import caption_memory as memory
+    from mmrag.embedding.image import pad_to_square, to_rgb
+
+    drawing = Image.open(IMAGES / "orange-slice.png")  # near the memory: its picture part is on (see the gate test)
+    vec = image_embedder.embed_images([drawing])[0]
+    x = image_embedder.preprocess(pad_to_square(to_rgb(drawing)))[None]
+    with torch.no_grad():
+        pooled = {k: v.numpy() for k, v in image_embedder.model.visual.trunk.pooled(x).items()}
+    assert set(pooled) == {"lite0", "lite2"}
+    mem, w = memory.load(), memory.space_weights()
+    expected = np.concatenate([w[s] * memory.project(pooled[s], mem[f"{s}_mean"], mem[f"{s}_axes"]) for s in memory.SPACES], axis=1)[0]
+    part = vec[1384:]
+    assert np.linalg.norm(part) > 0.3
+    np.testing.assert_allclose(part / np.linalg.norm(part), expected / np.linalg.norm(expected), atol=1e-3)
+
+
+def test_int8_memory_features_keep_cosines():
+    from mmrag.embedding import caption_memory as memory
+
+    x = np.random.default_rng(0).normal(size=(200, 256)).astype(np.float32)
+    q, scale = memory.quantise(x)
+    assert q.dtype == np.int8 and np.abs(q).max() == 127
+    back = q.astype(np.float32) * scale[:, None]
+    cos = (back * x).sum(1) / np.linalg.norm(back, axis=1) / np.linalg.norm(x, axis=1)
+    assert cos.min() > 0.999
