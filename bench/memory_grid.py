@@ -2,7 +2,7 @@
 
 Every variant is computed in numpy from cached trunk outputs (pooled features and ImageNet logits)
 and the committed memory, exactly as ``ConceptBridge`` and ``ConceptQuery`` compute it, so a grid
-of 1080 settings takes minutes. Settings are chosen on the clip-art dev split, subject to not losing
+of 640 settings takes minutes. Settings are chosen on the clip-art dev split, subject to not losing
 more than 0.01 of zero-shot accuracy or text-to-image precision@50 on the CIFAR-10 dev half
 (photos: a domain the memory does not cover, where it must do no harm).
 """
@@ -57,10 +57,12 @@ BASELINES = {
 
 def grid() -> list[Knobs]:
     out = []
-    for k, tau, (wc, wp), gate, k_text, tau_text, whiten in itertools.product(
-            (10, 20), (0.05, 0.1), ((0.2, 0.2), (0.24, 0.2), (0.2, 0.3), (0.3, 0.3), (0.15, 0.3)), (0.35, 0.4, 0.45), (10, 20, 40),
-            (0.02, 0.05, 0.1), (0.0, 1.0)):
-        out.append(Knobs(k, tau, 0.3, wc, wp, gate, 0.1, k_text, tau_text, whiten))
+    # whitening is on throughout (the benchmark scores the shipped setting without it beside); with it the memory
+    # helps photos too, so the grid reaches lower gates and bigger picture weights than version 3's did
+    for k, tau, (wc, wp), gate, width, k_text, tau_text in itertools.product(
+            (10, 20), (0.05, 0.1), ((0.15, 0.3), (0.15, 0.4), (0.2, 0.4), (0.1, 0.4), (0.15, 0.5)), (0.2, 0.25, 0.3, 0.35), (0.1, 0.2),
+            (20, 40), (0.05, 0.1)):
+        out.append(Knobs(k, tau, 0.3, wc, wp, gate, width, k_text, tau_text, 1.0))
     return out
 
 

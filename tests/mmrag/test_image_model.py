@@ -60,18 +60,28 @@ def test_text_side_is_a_concept_distribution_and_minilm_and_borrowed_pictures(im
     assert "orange" in top5[0] and "lighthouse" in top5[1], top5
 
 
-def test_images_far_from_the_memory_keep_the_concept_part_alone(image_embedder):
-    """The memory's gate: a drawing near memory drawings borrows their captions; a picture unlike
-    every memory picture (here: smooth coloured noise) is embedded by its concept distribution alone."""
+def test_the_memory_part_is_gated_by_the_nearest_memory_picture(image_embedder):
+    """The memory's gate: an image leans on the memory only as far as its nearest memory picture is close.
+    A drawing near memory drawings uses it fully; a picture unlike them (here: smooth coloured noise, its
+    nearest memory picture at cosine ~0.25) only a little; below GATE_LOW, not at all."""
+    import torch
+
+    from mmrag.embedding import caption_memory as memory
+    from mmrag.embedding.image import pad_to_square, to_rgb
+
     rng = np.random.default_rng(0)
-    # nearest memory picture at cosine 0.31, below the gate (per-pixel noise is not far enough: it sits at 0.40
-    # from an Open Clip Art dot-grid pattern)
     noise = Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).resize((224, 224), Image.BICUBIC)
-    drawing = Image.open(IMAGES / "orange-slice.png")  # its nearest memory picture: above the gate
+    drawing = Image.open(IMAGES / "orange-slice.png")
     vecs = image_embedder.embed_images([noise, drawing])
+    tower = image_embedder.model.visual.trunk
+    x = torch.stack([image_embedder.preprocess(pad_to_square(to_rgb(im))) for im in (noise, drawing)])
+    with torch.no_grad():
+        best = (tower.classifier.pictures(tower.pooled(x)) @ tower.classifier.memory_pictures.T).max(dim=1).values
+    g = memory.gate(best).numpy()
+    assert g[0] < 0.5 and g[1] == 1.0, (best, g)
     memory_part = np.linalg.norm(vecs[:, 1000:], axis=1)
-    assert memory_part[0] < 1e-6 and memory_part[1] > 0.3, memory_part
-    np.testing.assert_allclose((vecs[0, :1000] ** 2).sum(), 1.0, atol=1e-4)
+    np.testing.assert_allclose(memory_part, np.sqrt(g * (memory.W_CAPTION + memory.W_PICTURE)), rtol=1e-3)
+    assert memory.gate(torch.tensor([memory.GATE_LOW - 0.01])).item() == 0.0
 
 
 def test_transparent_background_is_white_not_black(image_embedder):
