@@ -120,10 +120,11 @@ def tower_outputs(embedder, images) -> tuple[dict[str, np.ndarray], np.ndarray, 
         for start in range(0, len(images), 32):
             x = torch.stack([load(i) for i in images[start:start + 32]]).contiguous(memory_format=torch.channels_last)
             t0 = time.perf_counter()
-            for space, f in tower.pooled(x).items():
-                pooled.setdefault(space, []).append(f.numpy())
+            features = tower.pooled(x)
             seconds += time.perf_counter() - t0
-            plain.append(tower.classifier.fc(torch.from_numpy(pooled["lite0"][-1])).numpy())
+            for space, f in features.items():
+                pooled.setdefault(space, []).append(f.numpy())
+            plain.append(tower.classifier.fc(features["lite0"]).numpy())
             mirror = tower.pooled(torch.flip(x, dims=[3]), spaces=("lite0",))["lite0"]
             flipped.append(tower.classifier.fc(mirror).numpy())
     ms = seconds * 1000 / len(images)
@@ -289,6 +290,11 @@ def main() -> None:
                     "one of bench.memory_grid.BASELINES (openclipart: `git show beb268a:mmrag/embedding/data/caption_memory.npz`, "
                     "lite0: `git show 3ecc5f5:...`); repeatable")
     args = ap.parse_args()
+    from bench.memory_grid import BASELINES
+
+    baselines = dict(b.split("=", 1) for b in args.baseline_memory if "=" in b)
+    if len(baselines) != len(args.baseline_memory) or not set(baselines) <= set(BASELINES):
+        ap.error(f"--baseline-memory takes NAME=FILE with NAME one of {', '.join(BASELINES)}")
 
     from app.cli import configure_logging
     from bench.clipart import _wordnet
@@ -327,7 +333,6 @@ def main() -> None:
     default = ("photo-top3", shipped.IMAGE_ENTROPY, shipped.TEXT_ENTROPY, False)
     if buildable != default:
         print(f"note: the dev-best buildable setting is {buildable}; the shipped bridge uses {default}")
-    baselines = dict(b.split("=", 1) for b in args.baseline_memory)
     memory, cifar = caption_memory_grid(embedder, splits, concepts["photo-top3"], args.cifar, {k: Path(v) for k, v in baselines.items()})
     results = {}
     for split in ("dev", "held-out"):
