@@ -3,13 +3,15 @@
 Stage 1 (recall): each channel returns its top ``recall_k`` candidates.
 Stage 2 (rerank): every candidate from any channel gets every feature computed exactly (its BM25
 score from the full score vector, its query-term coverage from its indexed terms, its cosine from
-its stored vector, its best-sentence cosine from its stored sentence vectors, its image-text score
-for figures), so fusion never guesses a missing score. Convex fusion z-normalises each feature over
+its stored vector, its best-sentence cosine from its stored sentence vectors, its best sentence by
+cosine and query-term coverage together, its image-text score for figures), so fusion never guesses a
+missing score. Convex fusion z-normalises each feature over
 the candidates and takes a weighted sum; RRF over the channel ranks is offered for comparison.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -17,11 +19,13 @@ import numpy as np
 
 from indexes.docstore import StoredUnit, check_models
 from indexes.store import Store
+from indexes.tokenize import term_finder
+from ingest.chunking import maxsim_texts
 from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.settings import Settings
 
 CHANNELS = ("bm25", "dense", "image")
-FEATURES = ("bm25", "coverage", "dense", "maxsim", "image")
+FEATURES = ("bm25", "coverage", "dense", "maxsim", "sentence", "image")
 
 
 @dataclass
@@ -74,6 +78,13 @@ def convex(features: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str
     return total
 
 
+@functools.lru_cache(maxsize=20_000)
+def _sentences(text: str) -> tuple[str, ...]:
+    """A unit's sentences as ingestion split them for its sentence vectors; cached, as splitting every
+    candidate's text again cost ~10 ms per query and hot passages come back query after query."""
+    return tuple(maxsim_texts(text))
+
+
 class HybridRetriever:
     def __init__(self, store: Store, settings: Settings, text: TextEmbedder, image: ImageEmbedder | None = None,
                  reranker=None) -> None:
@@ -84,7 +95,7 @@ class HybridRetriever:
     def weights(self) -> dict[str, float]:
         s = self.settings
         return {"bm25": s.weight_bm25, "coverage": s.weight_coverage, "dense": s.weight_dense, "maxsim": s.weight_maxsim,
-                "image": s.weight_image}
+                "sentence": s.weight_sentence, "image": s.weight_image}
 
     def _allowed(self, cid: int, filters: Filters | None) -> np.ndarray | None:
         if filters is None or (not filters.types and not filters.document_ids):
@@ -156,7 +167,11 @@ class HybridRetriever:
             features["coverage"] = (bm25.coverage_of(ids), np.ones(len(ids), bool))
         if qvec is not None:
             features["dense"] = self._cosines(ids, qvec[0], "text_vec")
-            features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"])
+            sentences = self.store.docs.sentence_vectors(ids)
+            features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"], sentences)
+            if bm25 is not None:
+                features["sentence"] = self._sentence_match(ids, qvec[0], features["dense"], sentences,
+                                                            ci.bm25.coverage_weights(query), ci.bm25.tokenizer)
         if ivec is not None and "image" in channels:
             features["image"] = self._cosines(ids, ivec[0], "image_vec")
         timings["features_ms"] = (time.perf_counter() - t3) * 1000
@@ -178,15 +193,48 @@ class HybridRetriever:
             present[idx] = True
         return vals, present
 
-    def _maxsim(self, ids: np.ndarray, vec: np.ndarray, dense: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _maxsim(self, ids: np.ndarray, vec: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
+                sentences: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Best cosine between the query and any one sentence; the unit's own cosine where it has one sentence."""
         vals, present = dense[0].copy(), dense[1].copy()
-        sentences = self.store.docs.sentence_vectors(ids)
         for i, uid in enumerate(ids):
             sv = sentences.get(int(uid))
             if sv is not None:
                 vals[i] = max(vals[i], float((sv @ vec).max()))
                 present[i] = True
+        return vals, present
+
+    def _sentence_match(self, ids: np.ndarray, vec: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
+                        sentences: dict[int, np.ndarray], weights: dict[str, float], tokenizer) -> tuple[np.ndarray, np.ndarray]:
+        """The best sentence by cosine + ``sentence_coverage_weight`` x its query-term coverage.
+
+        Max-sim and coverage, taken apart, can each be won by a different sentence of a passage on the
+        right topic; the sentence that answers a question usually has both: it means the same thing
+        and holds the question's rarer words. Coverage uses BM25's idf weights (question words left
+        out), over the sentence's own terms. A unit of one sentence scores its own cosine and coverage.
+        """
+        vals, present = dense[0].copy(), dense[1].copy()
+        total = sum(weights.values())
+        if not total:
+            return vals, present
+        lam = self.settings.sentence_coverage_weight / total
+        texts = self.store.docs.texts(ids)
+        holds = term_finder(list(weights), tokenizer)
+
+        def coverage(text: str) -> float:
+            return sum(weights[t] for t in holds(text))
+
+        for i, uid in enumerate(ids):
+            uid = int(uid)
+            if uid not in texts or not present[i]:
+                continue
+            text, whole = texts[uid]
+            sv = sentences.get(uid)
+            parts = _sentences(text) if sv is not None else ()
+            if sv is not None and len(parts) == len(sv):
+                vals[i] = float(np.max(sv @ vec + lam * np.array([coverage(p) for p in parts])))
+            else:  # one sentence, or sentences stored by another chunker version: the unit as a whole
+                vals[i] = vals[i] + lam * coverage(whole)  # what its vector was made from
         return vals, present
 
     def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,

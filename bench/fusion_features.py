@@ -36,7 +36,7 @@ from bench.tune_fusion import GRID, add_arguments, collect, convex_grid, mrr_of,
 SHIPPED = GRID
 # Each row's features: the shipped ones plus a group, or with max-sim replaced by its windowed version.
 GROUPS = {
-    "shipped (BM25, dense, max-sim, coverage)": SHIPPED,
+    "shipped (BM25, dense, max-sim, coverage, sentence)": SHIPPED,
     "+ coverage of the best sentence": SHIPPED + ("sentence_coverage",),
     "+ MiniLM passage and max-sim cosines": SHIPPED + ("minilm_dense", "minilm_maxsim"),
     "+ mean of the best two sentence cosines": SHIPPED + ("top2",),

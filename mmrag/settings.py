@@ -49,11 +49,14 @@ class Settings(BaseSettings):
     fusion: str = Field("convex", description="convex | rrf")
     # Convex weights of z-scored features, chosen on SQuAD-shifts' new Wikipedia articles and checked on SQuAD,
     # CoQA, NYT, Reddit and Amazon reviews (docs/benchmarks.md).
-    # BM25's score weighs little: its query-term coverage (repetitions and length ignored) tells paragraphs apart better.
+    # BM25's score weighs little: its query-term coverage (repetitions and length ignored) tells paragraphs apart better;
+    # the 'sentence' feature (the best sentence by cosine and coverage together) finds the one sentence that answers.
     weight_bm25: float = 0.1
-    weight_coverage: float = 0.2
+    weight_coverage: float = 0.1
     weight_dense: float = 0.2
-    weight_maxsim: float = 0.5
+    weight_maxsim: float = 0.3
+    weight_sentence: float = 0.3
+    sentence_coverage_weight: float = Field(0.1, description="the 'sentence' feature: a sentence's cosine + this x its query-term coverage")
     weight_image: float = 0.5
     rrf_k: int = 60
     cross_encoder: str = Field("", description="sentence-transformers CrossEncoder (hub id or folder) over the top candidates; empty: off")
