@@ -15,8 +15,8 @@ MODES = {  # ablation: name -> (channels, fusion, weight overrides)
     "bm25": (("bm25",), "convex", {"bm25": 1.0, "coverage": 0.0}),  # the BM25 score alone
     "dense": (("dense",), "convex", {"maxsim": 0.0}),
     "rrf": (ALL, "rrf", None),
-    "fused": (ALL, "convex", {"maxsim": 0.0, "coverage": 0.0, "bm25": 0.5, "dense": 0.5}),  # first stage: BM25 + dense only
-    "fused+rerank": (ALL, "convex", None),  # the default: plus best-sentence similarity and query-term coverage
+    "fused": (ALL, "convex", {"maxsim": 0.0, "coverage": 0.0, "sentence": 0.0, "bm25": 0.5, "dense": 0.5}),  # first stage: BM25 + dense only
+    "fused+rerank": (ALL, "convex", None),  # the default: plus best-sentence similarity, query-term coverage and the sentence feature
 }
 DEFAULT_MODE = "fused+rerank"
 TOP_K = 10
