@@ -169,7 +169,7 @@ class HybridRetriever:
             features["dense"] = self._cosines(ids, qvec[0], "text_vec")
             sentences = self.store.docs.sentence_vectors(ids)
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"], sentences)
-            if bm25 is not None:
+            if bm25 is not None and self.settings.weight_sentence:  # weight 0 in settings: not computed (~12 ms a query)
                 features["sentence"] = self._sentence_match(ids, qvec[0], features["dense"], sentences,
                                                             ci.bm25.coverage_weights(query), ci.bm25.tokenizer)
         if ivec is not None and "image" in channels:

@@ -52,3 +52,11 @@ def test_sentence_feature_falls_back_to_the_unit_when_it_has_one_sentence(ingest
     dense, sentence = cands.features["dense"][0], cands.features["sentence"][0]
     # every query term but the question words is in the unit: coverage 1, so cosine + the full weight
     assert abs(sentence[0] - (dense[0] + settings.sentence_coverage_weight)) < 1e-6
+
+
+def test_sentence_feature_is_not_computed_when_its_weight_is_zero(ingestor, settings, text_embedder, tmp_path):
+    (tmp_path / "one.txt").write_text("The lighthouse keeper lit the lamp at dusk. The ships saw it from afar.")
+    ingestor.ingest_paths([tmp_path / "one.txt"], "c", progress=False)
+    off = settings.model_copy(update={"weight_sentence": 0.0})
+    cands = HybridRetriever(ingestor.store, off, text_embedder).candidates("when was the lamp lit", "c", 10)
+    assert "sentence" not in cands.features and "maxsim" in cands.features
