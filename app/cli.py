@@ -62,7 +62,7 @@ def _ingestor(settings):
     from indexes.store import Store
     from ingest.pipeline import Ingestor
 
-    return Ingestor(Store(settings.data_dir), settings)
+    return Ingestor(Store.from_settings(settings), settings)
 
 
 def cmd_reembed(args) -> int:
@@ -125,7 +125,7 @@ def cmd_delete(args) -> int:
     from indexes.store import Store
 
     settings = _settings(args)
-    store = Store(settings.data_dir)
+    store = Store.from_settings(settings)
     cid = store.docs.collection_id(args.collection)
     if cid is None:
         print(f"error: no collection named {args.collection!r}", file=sys.stderr)

@@ -219,10 +219,10 @@ class HybridRetriever:
             return vals, present
         lam = self.settings.sentence_coverage_weight / total
         texts = self.store.docs.texts(ids)
-        holds = term_finder(list(weights), tokenizer)
+        finder = term_finder(list(weights), tokenizer)
 
-        def coverage(text: str) -> float:
-            return sum(weights[t] for t in holds(text))
+        def coverage(terms: set[str]) -> float:
+            return sum(weights[t] for t in terms)
 
         for i, uid in enumerate(ids):
             uid = int(uid)
@@ -232,9 +232,10 @@ class HybridRetriever:
             sv = sentences.get(uid)
             parts = _sentences(text) if sv is not None else ()
             if sv is not None and len(parts) == len(sv):
-                vals[i] = float(np.max(sv @ vec + lam * np.array([coverage(p) for p in parts])))
+                covered = np.array([coverage(terms) for terms in finder.per_sentence(text, parts)])
+                vals[i] = float(np.max(sv @ vec + lam * covered))
             else:  # one sentence, or sentences stored by another chunker version: the unit as a whole
-                vals[i] = vals[i] + lam * coverage(whole)  # what its vector was made from
+                vals[i] = vals[i] + lam * coverage(finder(whole))  # what its vector was made from
         return vals, present
 
     def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,

@@ -16,7 +16,7 @@ from mmrag.settings import Settings
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store(settings.data_dir, settings.faiss_flat_max, settings.faiss_nprobe)
+        self.store = Store.from_settings(settings)
         self.ingest_lock = threading.Lock()  # one ingestion at a time within this process
 
     @cached_property

@@ -130,7 +130,7 @@ def bench_pipeline(pdf: Path, settings_kwargs: dict) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", **settings_kwargs)
-        ingestor = Ingestor(Store(settings.data_dir), settings)
+        ingestor = Ingestor(Store.from_settings(settings), settings)
         _ = ingestor.text, ingestor.image  # load models outside the timing
         t0 = time.perf_counter()
         summary = ingestor.ingest_paths([pdf], "bench", progress=False)

@@ -116,7 +116,7 @@ def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     base = rss_mb()
     t0 = time.perf_counter()
     settings = Settings(data_dir=workdir, image_model="none", recall_k=100)
-    store = Store(workdir, settings.faiss_flat_max, settings.faiss_nprobe)
+    store = Store.from_settings(settings)
     cid = store.docs.collection_id("bench", create=True)
     per_doc = 100
     conn = store.docs._conn()
@@ -133,18 +133,25 @@ def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     conn.execute("COMMIT")
     store.save(cid)  # builds and snapshots FAISS (IVF past 100k) and BM25
     build = time.perf_counter() - t0
-    store = Store(workdir, settings.faiss_flat_max, settings.faiss_nprobe)  # reload from disk, as a restarted server would
+    store = Store.from_settings(settings)  # reload from disk, as a restarted server would
     t1 = time.perf_counter()
     store.indexes(cid)
     load = time.perf_counter() - t1
     retriever = HybridRetriever(store, settings, text, None)
 
+    stages: list[dict[str, float]] = []
+
     def search(q):
-        return [h.unit.id - 1 for h in retriever.retrieve(q, "bench", 10).hits]
+        got = retriever.retrieve(q, "bench", 10)
+        stages.append(got.timings)
+        return [h.unit.id - 1 for h in got.hits]
 
     one = timed_queries(search, questions, 1)
+    # where one client's time goes, as medians per stage (embedding the query is inside dense_ms)
+    stage_ms = {k: float(np.median([t.get(k, 0.0) for t in stages])) for k in stages[0]} if stages else {}
     many = timed_queries(search, questions, 16)
     return {"build_s": build, "load_s": load, "rss_mb": rss_mb() - base, "mrr": mrr(one["results"], questions),
+            "stages_ms": stage_ms,
             **{f"c1_{k}": v for k, v in one.items() if k != "results"}, **{f"c16_{k}": v for k, v in many.items() if k != "results"}}
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from indexes.bm25 import BM25Index
 from indexes.docstore import DocStore
 from indexes.files import atomic_write_bytes
-from indexes.vectors import VectorIndex
+from indexes.vectors import IndexParams, VectorIndex
 from mmrag.units import search_text
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,21 @@ class CollectionIndexes:
 
 
 class Store:
-    def __init__(self, data_dir: Path, flat_max: int = 100_000, nprobe: int = 16) -> None:
+    def __init__(self, data_dir: Path, params: IndexParams | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.docs = DocStore(self.data_dir / "mmrag.sqlite")
         self.index_dir = self.data_dir / "indexes"
         self.blob_dir = self.data_dir / "blobs"
-        self.flat_max, self.nprobe = flat_max, nprobe
+        self.params = params or IndexParams()
         self._cache: dict[int, CollectionIndexes] = {}
         self._cache_lock = threading.Lock()
         self._writer_fd: int | None = None
         self._writer_depth = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> Store:
+        return cls(settings.data_dir, IndexParams.from_settings(settings))
 
     # -- writer lock ---------------------------------------------------------------------
     @contextmanager
@@ -127,7 +131,7 @@ class Store:
             for name, dim in manifest.get("dims", {}).items():
                 path = folder / f"{name}.faiss"
                 if dim and path.exists():
-                    ci.vectors[name] = VectorIndex.load(path, dim, self.flat_max, self.nprobe)
+                    ci.vectors[name] = VectorIndex.load(path, dim, self.params)
             if (folder / "bm25.npz").exists():
                 ci.bm25 = BM25Index.load(folder / "bm25.npz")
             ci.models = manifest.get("models")
@@ -155,7 +159,7 @@ class Store:
                 if index is None or index.dim != matrix.shape[1]:
                     # first vectors, or the model changed: rebuild this modality from SQLite
                     ids, matrix = self.docs.vectors(db_ids, column)
-                    index = ci.vectors[name] = VectorIndex.build(ids, matrix, matrix.shape[1], self.flat_max, self.nprobe)
+                    index = ci.vectors[name] = VectorIndex.build(ids, matrix, matrix.shape[1], self.params)
                 else:
                     index.add(ids, matrix)
             changed += len(extra) + len(missing)
@@ -218,7 +222,7 @@ class Store:
             ids = np.array([p[0] for p in pairs], np.int64)
             matrix = np.vstack([np.asarray(p[1], np.float32) for p in pairs])
             if ci.vectors[name] is None:
-                ci.vectors[name] = VectorIndex(matrix.shape[1], self.flat_max, self.nprobe)
+                ci.vectors[name] = VectorIndex(matrix.shape[1], self.params)
             ci.vectors[name].add(ids, matrix)
         ci.bm25.add((i, search_text(u["heading"], u["caption"], u["text"])) for i, u in zip(new_ids, units))
 

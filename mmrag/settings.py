@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,8 +63,12 @@ class Settings(BaseSettings):
     cross_encoder: str = Field("", description="sentence-transformers CrossEncoder (hub id or folder) over the top candidates; empty: off")
     cross_encoder_top_n: int = 20
     cross_encoder_weight: float = 1.0
-    faiss_flat_max: int = Field(100_000, description="exact search up to this many vectors, IVF above")
-    faiss_nprobe: int = 16
+    faiss_flat_max: int = Field(20_000, description="exact search up to this many vectors, faiss_ann above")
+    faiss_ann: Literal["hnsw", "ivf"] = Field("hnsw", description="the approximate index past faiss_flat_max (bench.vector_index)")
+    faiss_hnsw_m: int = Field(32, ge=4, le=128)
+    faiss_ef_construction: int = Field(40, ge=8)
+    faiss_ef_search: int = Field(256, ge=8, description="HNSW search breadth: recall against latency")
+    faiss_nprobe: int = Field(16, ge=1, description="IVF lists searched")
 
     # Generation
     llm_backend: str = Field("extractive", description="extractive | openai | ollama")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from indexes.store import Store
+from indexes.vectors import IndexParams
 
 
 def units(n, seed=0, with_image=False):
@@ -29,9 +30,11 @@ def db_ids(store, cid):
     return set(store.docs.unit_ids(cid, "text").tolist())
 
 
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "data")
+@pytest.fixture(params=["exact", "hnsw"])
+def store(tmp_path, request):
+    # every store test runs twice: exact search, and HNSW from the first vectors on (it masks removals)
+    params = IndexParams() if request.param == "exact" else IndexParams(flat_max=2, ann="hnsw")
+    return Store(tmp_path / "data", params)
 
 
 def test_commit_puts_units_in_every_index(store):
@@ -58,14 +61,14 @@ def test_delete_removes_from_every_index_and_snapshot(store, tmp_path):
     _, keep = store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(4, seed=2))
     store.delete_document(a)
     assert all_ids(store, cid) == {"text": set(keep), "image": set(), "bm25": set(keep)}
-    fresh = Store(tmp_path / "data")  # reload from the snapshot
+    fresh = Store(tmp_path / "data", store.params)  # reload from the snapshot
     assert all_ids(fresh, cid)["text"] == set(keep)
 
 
 def test_a_second_process_sees_writes_through_the_generation(store, tmp_path):
     cid = store.docs.collection_id("c", create=True)
     store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3, seed=1))
-    reader = Store(tmp_path / "data")
+    reader = Store(tmp_path / "data", store.params)
     assert all_ids(reader, cid)["text"] == db_ids(store, cid)
     store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(3, seed=2))  # reader's cache is now stale
     assert all_ids(reader, cid)["bm25"] == db_ids(store, cid)
@@ -76,7 +79,7 @@ def test_snapshot_behind_sqlite_is_caught_up_on_load(store, tmp_path):
     store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3, seed=1))
     store.save(cid)
     store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(3, seed=2))  # committed, not snapshotted
-    fresh = Store(tmp_path / "data")
+    fresh = Store(tmp_path / "data", store.params)
     got = all_ids(fresh, cid)
     assert got["text"] == got["bm25"] == db_ids(store, cid) and len(got["text"]) == 6
 
@@ -86,7 +89,7 @@ def test_damaged_snapshot_is_rebuilt_from_sqlite(store, tmp_path):
     store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(3, seed=1))
     store.save(cid)
     (tmp_path / "data" / "indexes" / str(cid) / "text.faiss").write_bytes(b"garbage")
-    got = all_ids(Store(tmp_path / "data"), cid)
+    got = all_ids(Store(tmp_path / "data", store.params), cid)
     assert got["text"] == got["bm25"] == db_ids(store, cid)
 
 

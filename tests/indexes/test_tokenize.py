@@ -25,3 +25,14 @@ def test_term_finder_does_not_match_inside_words():
     holds = term_finder(["mail", "ship"])
     assert holds("e-mail shipping") == {"mail"}
     assert holds("Emails about ships") == set()
+
+
+def test_per_sentence_equals_one_call_per_sentence():
+    from ingest.chunking import split_sentences
+
+    for query in ["Which ship sank in 1898, the Maine?", "über Zürich bridges", "北京 1898 founded"]:
+        finder = term_finder(list(dict.fromkeys(tokenize(query))))
+        for text in TEXTS + [" ".join(TEXTS)]:
+            sentences = split_sentences(text)
+            assert finder.per_sentence(text, sentences) == [finder(s) for s in sentences]
+            assert finder.per_sentence(text, sentences) == [set(finder.wanted) & set(tokenize(s)) for s in sentences]
