@@ -131,7 +131,9 @@ class Store:
             for name, dim in manifest.get("dims", {}).items():
                 path = folder / f"{name}.faiss"
                 if dim and path.exists():
-                    ci.vectors[name] = VectorIndex.load(path, dim, self.params)
+                    index = ci.vectors[name] = VectorIndex.load(path, dim, self.params)
+                    if index.conform():  # e.g. an IVF snapshot from before HNSW: rebuilt once, then saved
+                        index.save(path)
             if (folder / "bm25.npz").exists():
                 ci.bm25 = BM25Index.load(folder / "bm25.npz")
             ci.models = manifest.get("models")

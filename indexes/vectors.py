@@ -134,9 +134,14 @@ class VectorIndex:
 
     def _rebuild(self) -> None:
         """Rebuild from the live vectors, as flat, HNSW or IVF by their number."""
-        if self._ivf() is not None:
-            ids = self._all_ids()
-            vectors = np.vstack([self._index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim), np.float32)
+        ivf = self._ivf()
+        if ivf is not None:  # IVFFlat keeps each list's vectors as raw float32 codes
+            parts = [(faiss.rev_swig_ptr(ivf.invlists.get_ids(i), ivf.invlists.list_size(i)).copy(),
+                      faiss.rev_swig_ptr(ivf.invlists.get_codes(i), ivf.invlists.list_size(i) * ivf.code_size).copy())
+                     for i in range(ivf.nlist) if ivf.invlists.list_size(i)]
+            ids = np.concatenate([p[0] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+            vectors = (np.concatenate([p[1] for p in parts]).view(np.float32).reshape(-1, self.dim) if parts
+                       else np.zeros((0, self.dim), np.float32))
         else:
             ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
             vectors = self._inner().reconstruct_n(0, len(ids)) if len(ids) else np.zeros((0, self.dim), np.float32)
@@ -188,5 +193,18 @@ class VectorIndex:
         index = cls(dim, params)
         index._index = faiss.read_index(str(path))
         if index._index.d != dim:
-            raise ValueError(f"{path} holds {index._index.d}-d vectors, the model makes {dim}-d: rebuild with `mmrag reindex`")
+            raise ValueError(f"{path} holds {index._index.d}-d vectors, the model makes {dim}-d")
         return index
+
+    def wanted_kind(self) -> str:
+        """The kind the settings ask for at this size."""
+        return "flat" if len(self) <= self.params.flat_max else self.params.ann
+
+    def conform(self) -> bool:
+        """Rebuild as the settings' kind if it is another (a snapshot from older settings); True if rebuilt."""
+        with self._lock:
+            if self.kind == self.wanted_kind():
+                return False
+            log.info("vector index: %s over %d vectors, the settings ask for %s: rebuilding", self.kind, len(self), self.wanted_kind())
+            self._rebuild()
+            return True

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from indexes.store import Store
-from indexes.vectors import IndexParams
+from indexes.vectors import IndexParams, VectorIndex
 
 
 def units(n, seed=0, with_image=False):
@@ -164,3 +164,16 @@ def test_a_model_without_vectors_in_the_collection_does_not_conflict(store, sett
     assert HybridRetriever(store, settings, text_embedder, image_embedder).retrieve("lighthouse", "notes").hits
     store.docs.bind_models(cid, ingestor.model_ids())  # the next ingestion records the image model it will use
     assert store.docs.models(cid)["image"] == image_embedder.name
+
+
+def test_an_ivf_snapshot_is_rebuilt_as_hnsw_once_on_load(tmp_path):
+    ivf_store = Store(tmp_path / "data", IndexParams(flat_max=2, ann="ivf"))
+    cid = ivf_store.docs.collection_id("c", create=True)
+    _, ids = ivf_store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(40, seed=1))
+    ivf_store.save(cid)
+    assert ivf_store.indexes(cid).vectors["text"].kind == "ivf"
+    hnsw_params = IndexParams(flat_max=2, ann="hnsw")
+    assert Store(tmp_path / "data", hnsw_params).indexes(cid).vectors["text"].kind == "hnsw"
+    # the snapshot on disk was replaced by the rebuilt index
+    on_disk = VectorIndex.load(tmp_path / "data" / "indexes" / str(cid) / "text.faiss", 16, hnsw_params)
+    assert on_disk.kind == "hnsw" and set(on_disk.ids().tolist()) == set(ids)

@@ -91,3 +91,17 @@ def test_shrinks_back_to_exact_when_rebuilt_small():
 def test_empty_index_searches_to_nothing():
     scores, hits = VectorIndex(8).search(unit_vectors(2, 8), 5)
     assert hits.shape == (2, 0)
+
+
+def test_a_snapshot_of_another_kind_is_rebuilt_to_the_settings(tmp_path):
+    vecs = unit_vectors(1500, seed=5)
+    old = VectorIndex.build(np.arange(1500), vecs, 32, IndexParams(flat_max=1000, ann="ivf", nprobe=64))
+    old.save(tmp_path / "v.faiss")
+    loaded = VectorIndex.load(tmp_path / "v.faiss", 32, IndexParams(flat_max=1000, ann="hnsw"))
+    assert loaded.kind == "ivf" and loaded.conform() and loaded.kind == "hnsw"
+    assert sorted(loaded.ids().tolist()) == list(range(1500))
+    scores, hits = loaded.search(vecs[:50], 1)  # the vectors came through the rebuild intact
+    assert (hits[:, 0] == np.arange(50)).mean() >= 0.95 and scores[:, 0].max() > 0.99
+    assert not loaded.conform()
+    exact = VectorIndex.load(tmp_path / "v.faiss", 32, IndexParams(flat_max=5000))
+    assert exact.conform() and exact.kind == "flat" and exact.search(vecs[:3], 1)[1][:, 0].tolist() == [0, 1, 2]
