@@ -170,7 +170,7 @@ class HybridRetriever:
             sentences = self.store.docs.sentence_vectors(ids)
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"], sentences)
             if bm25 is not None and self.settings.weight_sentence:  # weight 0 in settings: not computed (~12 ms a query)
-                features["sentence"] = self._sentence_match(ids, qvec[0], features["dense"], sentences,
+                features["sentence"] = self._sentence_match(ids, qvec[0], features["dense"], sentences, features["coverage"][0],
                                                             ci.bm25.coverage_weights(query), ci.bm25.tokenizer)
         if ivec is not None and "image" in channels:
             features["image"] = self._cosines(ids, ivec[0], "image_vec")
@@ -205,37 +205,34 @@ class HybridRetriever:
         return vals, present
 
     def _sentence_match(self, ids: np.ndarray, vec: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
-                        sentences: dict[int, np.ndarray], weights: dict[str, float], tokenizer) -> tuple[np.ndarray, np.ndarray]:
+                        sentences: dict[int, np.ndarray], coverage: np.ndarray, weights: dict[str, float],
+                        tokenizer) -> tuple[np.ndarray, np.ndarray]:
         """The best sentence by cosine + ``sentence_coverage_weight`` x its query-term coverage.
 
         Max-sim and coverage, taken apart, can each be won by a different sentence of a passage on the
         right topic; the sentence that answers a question usually has both: it means the same thing
         and holds the question's rarer words. Coverage uses BM25's idf weights (question words left
-        out), over the sentence's own terms. A unit of one sentence scores its own cosine and coverage.
+        out), over the sentence's own terms. A unit of one sentence (no sentence vectors) scores its own
+        cosine and coverage: the coverage feature, which BM25's forward index already gave, so only
+        units of several sentences have their text read and matched.
         """
-        vals, present = dense[0].copy(), dense[1].copy()
+        lam = self.settings.sentence_coverage_weight
+        present = dense[1].copy()
+        vals = np.where(present, dense[0] + lam * coverage, dense[0])
         total = sum(weights.values())
-        if not total:
+        several = [i for i, uid in enumerate(ids) if present[i] and int(uid) in sentences]
+        if not total or not several:
             return vals, present
-        lam = self.settings.sentence_coverage_weight / total
-        texts = self.store.docs.texts(ids)
+        texts = self.store.docs.texts(ids[several])
         finder = term_finder(list(weights), tokenizer)
-
-        def coverage(terms: set[str]) -> float:
-            return sum(weights[t] for t in terms)
-
-        for i, uid in enumerate(ids):
-            uid = int(uid)
-            if uid not in texts or not present[i]:
+        for i in several:
+            uid = int(ids[i])
+            sv, text = sentences[uid], texts.get(uid)
+            parts = _sentences(text) if text is not None else ()
+            if len(parts) != len(sv):  # sentences stored by another chunker version: the unit as a whole
                 continue
-            text, whole = texts[uid]
-            sv = sentences.get(uid)
-            parts = _sentences(text) if sv is not None else ()
-            if sv is not None and len(parts) == len(sv):
-                covered = np.array([coverage(terms) for terms in finder.per_sentence(text, parts)])
-                vals[i] = float(np.max(sv @ vec + lam * covered))
-            else:  # one sentence, or sentences stored by another chunker version: the unit as a whole
-                vals[i] = vals[i] + lam * coverage(finder(whole))  # what its vector was made from
+            covered = np.array([sum(weights[t] for t in terms) for terms in finder.per_sentence(text, parts)]) / total
+            vals[i] = float(np.max(sv @ vec + lam * covered))
         return vals, present
 
     def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,

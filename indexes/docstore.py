@@ -373,10 +373,9 @@ class DocStore:
         rows = self._rows_for_ids(f"SELECT {UNIT_COLUMNS} FROM units WHERE id IN ({{ids}})", ids)
         return {row["id"]: StoredUnit.from_row(row) for row in rows}
 
-    def texts(self, ids) -> dict[int, tuple[str, str]]:
-        """Each given unit's (text, search text): what the sentence features read, cheaper than whole units."""
-        rows = self._rows_for_ids("SELECT id, text, heading, caption FROM units WHERE id IN ({ids})", ids)
-        return {r[0]: (r[1], search_text(json.loads(r[2] or "[]"), r[3], r[1])) for r in rows}
+    def texts(self, ids) -> dict[int, str]:
+        """Each given unit's text: what the sentence feature reads, cheaper than whole units."""
+        return dict(self._rows_for_ids("SELECT id, text FROM units WHERE id IN ({ids})", ids))
 
     def document_units(self, doc_id: int) -> list[StoredUnit]:
         return [StoredUnit.from_row(r) for r in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE document_id = ? ORDER BY position", (doc_id,))]
