@@ -156,6 +156,8 @@ class Store:
             extra, missing = _id_diff(index.ids() if index is not None else np.zeros(0, np.int64), db_ids)
             if index is not None and len(extra):
                 index.remove(extra)
+                if index.needs_compaction:
+                    index.compact()
             if len(missing):
                 ids, matrix = self.docs.vectors(missing, column)
                 if index is None or index.dim != matrix.shape[1]:
@@ -216,6 +218,8 @@ class Store:
         for index in ci.vectors.values():
             if index is not None and len(removed_arr):
                 index.remove(removed_arr)
+                if index.needs_compaction:  # under ci.lock: writers wait, searches go on
+                    index.compact()
         ci.bm25.remove(removed)
         for name, column in MODALITIES.items():
             pairs = [(i, u[column]) for i, u in zip(new_ids, units) if u.get(column) is not None]

@@ -121,9 +121,26 @@ class VectorIndex:
             held = np.setdiff1d(ids[np.isin(ids, self._all_ids())], self._deleted)
             self._deleted = np.union1d(self._deleted, held)
             self._selector = None
-            if len(self._deleted) > 0.2 * self._index.ntotal:  # searches slow down as masked ids pile up
-                self._rebuild()
             return len(held)
+
+    @property
+    def needs_compaction(self) -> bool:
+        """Masked vectors past a fifth of the index: searches walk them for nothing, and recall drops."""
+        return len(self._deleted) > 0.2 * self._index.ntotal
+
+    def compact(self) -> None:
+        """Rebuild without the masked vectors while searches go on against the old index.
+
+        The caller keeps other writers out (the store holds the collection's lock): an HNSW build over
+        a million vectors takes minutes, and queries must not wait for it.
+        """
+        with self._lock:
+            if not len(self._deleted):
+                return
+            ids, vectors = self._live_contents()
+        rebuilt = self._build(ids, vectors)
+        with self._lock:
+            self._index, self._deleted, self._selector = rebuilt, np.zeros(0, np.int64), None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (n_queries, k); missing hits have id -1."""
@@ -149,6 +166,11 @@ class VectorIndex:
 
     def _rebuild(self) -> None:
         """Rebuild from the live vectors, as flat, HNSW or IVF by their number."""
+        self._index = self._build(*self._live_contents())
+        self._deleted, self._selector = np.zeros(0, np.int64), None
+
+    def _live_contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every vector not masked."""
         ivf = self._ivf()
         if ivf is not None:  # IVFFlat keeps each list's vectors as raw float32 codes
             parts = [(faiss.rev_swig_ptr(ivf.invlists.get_ids(i), ivf.invlists.list_size(i)).copy(),
@@ -161,8 +183,7 @@ class VectorIndex:
             ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
             vectors = self._inner().reconstruct_n(0, len(ids)) if len(ids) else np.zeros((0, self.dim), np.float32)
         live = ~np.isin(ids, self._deleted)
-        self._index = self._build(ids[live], vectors[live])
-        self._deleted, self._selector = np.zeros(0, np.int64), None
+        return ids[live], vectors[live]
 
     def _build(self, ids: np.ndarray, vectors: np.ndarray):
         n = len(ids)

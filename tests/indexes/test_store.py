@@ -177,3 +177,16 @@ def test_an_ivf_snapshot_is_rebuilt_as_hnsw_once_on_load(tmp_path):
     # the snapshot on disk was replaced by the rebuilt index
     on_disk = VectorIndex.load(tmp_path / "data" / "indexes" / str(cid) / "text.faiss", 16, hnsw_params)
     assert on_disk.kind == "hnsw" and set(on_disk.ids().tolist()) == set(ids)
+
+
+def test_hnsw_replacements_are_compacted_out_of_the_index(tmp_path):
+    store = Store(tmp_path / "data", IndexParams(flat_max=2, ann="hnsw"))
+    cid = store.docs.collection_id("c", create=True)
+    store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(10, seed=1))
+    _, keep = store.commit_document(cid, "/b", "b", "h", "text", 1, 1, units(50, seed=2))
+    store.commit_document(cid, "/a", "a", "h2", "text", 1, 1, units(10, seed=3))  # 10 of 60 masked (17%): kept
+    index = store.indexes(cid).vectors["text"]
+    assert index._index.ntotal == 70 and len(index) == 60
+    store.commit_document(cid, "/a", "a", "h3", "text", 1, 1, units(10, seed=4))  # 20 of 70 (29%): compacted
+    assert index._index.ntotal == 60 and len(index) == 60 and index.kind == "hnsw"
+    assert set(keep) <= set(index.ids().tolist()) == db_ids(store, cid)

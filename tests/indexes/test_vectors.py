@@ -63,8 +63,11 @@ def test_hnsw_masks_removed_ids_then_rebuilds_without_them():
     assert index._index.ntotal == 1500 and len(index) == 1300
     _, hits = index.search(vecs[:200], 5)
     assert not np.isin(hits, np.arange(200)).any()
-    index.remove(np.arange(200, 400))  # past 20% masked: rebuilt from the live vectors
-    assert index._index.ntotal == 1100 and len(index) == 1100 and index.kind == "hnsw"
+    assert not index.needs_compaction
+    index.remove(np.arange(200, 400))  # past 20% masked: the owner (the store) compacts
+    assert index.needs_compaction and index._index.ntotal == 1500 and len(index) == 1100
+    index.compact()
+    assert index._index.ntotal == 1100 and len(index) == 1100 and index.kind == "hnsw" and not index.needs_compaction
     _, hits = index.search(vecs[400:450], 1)
     assert (hits[:, 0] == np.arange(400, 450)).mean() >= 0.95
 
@@ -85,6 +88,7 @@ def test_shrinks_back_to_exact_when_rebuilt_small():
     vecs = unit_vectors(300, seed=4)
     index = VectorIndex.build(np.arange(300), vecs, 32, IndexParams(flat_max=100, ann="hnsw"))
     index.remove(np.arange(250))
+    index.compact()
     assert index.kind == "flat" and sorted(index.ids().tolist()) == list(range(250, 300))
 
 
