@@ -40,7 +40,11 @@ def run(args) -> int:
             print("error: this dataset has no passages of its own; ingest your documents instead", file=sys.stderr)
             return 2
         n = write_corpus(dataset, args.write_corpus)
-        print(f"wrote {n} files to {args.write_corpus}; next: mmrag ingest {args.write_corpus} -c {dataset.name}")
+        # the folder's name, not the dataset's: SQuAD-shifts' files all call themselves "squad", and two
+        # corpora in one collection would score each other's passages
+        name = Path(args.write_corpus).resolve().name
+        print(f"wrote {n} files to {args.write_corpus}; next: mmrag ingest {args.write_corpus} -c {name}, then "
+              f"mmrag eval --dataset {args.dataset} --collection {name} --out REPORT_DIR")
         return 0
     if not args.collection or not args.out:
         print("error: --collection and --out are required to evaluate", file=sys.stderr)

@@ -88,3 +88,15 @@ def test_squad_and_coqa_loaders(tmp_path):
     assert len(first.examples) == 1 and first.examples[0].answers == ["a bike", "a red bike"]
     every = load_dataset(tmp_path / "c.json", "all")
     assert every.examples[1].question == "What does Tom have? What color?"
+
+
+def test_write_corpus_suggests_a_collection_named_after_its_folder(tmp_path):
+    # SQuAD-shifts' files all say "squad" inside: the hint must not send two corpora to one collection
+    squad = {"version": "1.0", "data": [{"title": "Etna", "paragraphs": [{"context": DOCS["volcano.txt"], "qas": [
+        {"id": "q1", "question": "Where is Mount Etna?", "answers": [{"text": "Sicily", "answer_start": 58}]}]}]}]}
+    dataset = tmp_path / "reddit_v1.0.json"
+    dataset.write_text(json.dumps(squad))
+    out = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(dataset), "--write-corpus", str(tmp_path / "reddit")],
+                         check=True, capture_output=True, text=True).stdout
+    assert "-c reddit," in out and f"--dataset {dataset} --collection reddit" in out
+    assert len(list((tmp_path / "reddit").iterdir())) == 1
