@@ -54,6 +54,14 @@ class CollectionIndexes:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
+def _remove(index: VectorIndex, ids: np.ndarray) -> None:
+    """Take ids out of a vector index; compact it once masked ids pile up. Called under the collection's
+    lock, which keeps writers out while searches go on against the old index."""
+    index.remove(ids)
+    if index.needs_compaction:
+        index.compact()
+
+
 class Store:
     def __init__(self, data_dir: Path, params: IndexParams | None = None) -> None:
         self.data_dir = Path(data_dir)
@@ -155,9 +163,7 @@ class Store:
             index = ci.vectors[name]
             extra, missing = _id_diff(index.ids() if index is not None else np.zeros(0, np.int64), db_ids)
             if index is not None and len(extra):
-                index.remove(extra)
-                if index.needs_compaction:
-                    index.compact()
+                _remove(index, extra)
             if len(missing):
                 ids, matrix = self.docs.vectors(missing, column)
                 if index is None or index.dim != matrix.shape[1]:
@@ -217,9 +223,7 @@ class Store:
         removed_arr = np.array(removed, np.int64)
         for index in ci.vectors.values():
             if index is not None and len(removed_arr):
-                index.remove(removed_arr)
-                if index.needs_compaction:  # under ci.lock: writers wait, searches go on
-                    index.compact()
+                _remove(index, removed_arr)
         ci.bm25.remove(removed)
         for name, column in MODALITIES.items():
             pairs = [(i, u[column]) for i, u in zip(new_ids, units) if u.get(column) is not None]
