@@ -55,8 +55,8 @@ class CollectionIndexes:
 
 
 def _remove(index: VectorIndex, ids: np.ndarray) -> None:
-    """Take ids out of a vector index; compact it once masked ids pile up. Called under the collection's
-    lock, which keeps writers out while searches go on against the old index."""
+    """Take ids out of a vector index; compact it once masked ids pile up (the index is rebuilt beside
+    the old one, which answers searches meanwhile)."""
     index.remove(ids)
     if index.needs_compaction:
         index.compact()
@@ -141,7 +141,7 @@ class Store:
                 if dim and path.exists():
                     index = ci.vectors[name] = VectorIndex.load(path, dim, self.params)
                     if index.conform():  # e.g. an IVF snapshot from before HNSW: rebuilt once, then saved
-                        index.save(path)
+                        self._save_conformed(index, path)
             if (folder / "bm25.npz").exists():
                 ci.bm25 = BM25Index.load(folder / "bm25.npz")
             ci.models = manifest.get("models")
@@ -149,6 +149,16 @@ class Store:
             log.warning("index snapshot of collection %d unreadable (%s); rebuilding from the docstore", collection_id, exc)
             return CollectionIndexes(collection_id)
         return ci
+
+    def _save_conformed(self, index: VectorIndex, path: Path) -> None:
+        """Save a snapshot rebuilt on load, but only while no other process writes: a writer may be
+        saving a newer snapshot of the same collection, which an older one must not replace. Skipped,
+        the rebuild simply happens again at the next load."""
+        try:
+            with self.writer(wait_s=0):
+                index.save(path)
+        except WriterBusy:
+            log.info("%s rebuilt to the settings in memory; not saved while another process writes", path)
 
     def _reconcile(self, ci: CollectionIndexes, generation: int) -> None:
         t0 = time.perf_counter()

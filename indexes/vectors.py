@@ -64,7 +64,10 @@ class VectorIndex:
         # reconcile masks them again.
         self._deleted = np.zeros(0, np.int64)
         self._selector = None
+        # _lock guards the FAISS object for searches and the swap; _write_lock keeps writers in line, so
+        # that a rebuild can run outside _lock while searches go on against the old index.
         self._lock = threading.RLock()
+        self._write_lock = threading.RLock()
 
     @property
     def kind(self) -> str:
@@ -104,18 +107,20 @@ class VectorIndex:
             return
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        with self._lock:
+        with self._write_lock:
             if len(self._deleted) and np.isin(ids, self._deleted).any():
-                self._rebuild()  # an id comes back: its masked vector must go first
-            self._index.add_with_ids(vectors, ids)
-            if self.kind == "flat" and len(self) > self.params.flat_max:
-                self._rebuild()
+                self._rebuild_beside()  # an id comes back: its masked vector must go first
+            with self._lock:
+                self._index.add_with_ids(vectors, ids)
+                grown = self.kind == "flat" and len(self) > self.params.flat_max
+            if grown:  # past flat_max: the approximate index is built while the flat one still answers
+                self._rebuild_beside()
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
         ids = np.asarray(ids, dtype=np.int64)
-        with self._lock:
+        with self._write_lock, self._lock:
             if self.kind != "hnsw":
                 return int(self._index.remove_ids(ids))
             held = np.setdiff1d(ids[np.isin(ids, self._all_ids())], self._deleted)
@@ -129,14 +134,16 @@ class VectorIndex:
         return len(self._deleted) > 0.2 * self._index.ntotal
 
     def compact(self) -> None:
-        """Rebuild without the masked vectors while searches go on against the old index.
+        """Rebuild without the masked vectors while searches go on against the old index."""
+        with self._write_lock:
+            if len(self._deleted):
+                self._rebuild_beside()
 
-        The caller keeps other writers out (the store holds the collection's lock): an HNSW build over
-        a million vectors takes minutes, and queries must not wait for it.
-        """
+    def _rebuild_beside(self) -> None:
+        """Rebuild from the live vectors beside the current index, then swap. Writers wait (the caller
+        holds _write_lock); searches do not: an HNSW build takes seconds at 20k vectors and minutes at a
+        million."""
         with self._lock:
-            if not len(self._deleted):
-                return
             ids, vectors = self._live_contents()
         rebuilt = self._build(ids, vectors)
         with self._lock:
@@ -163,11 +170,6 @@ class VectorIndex:
                     self._selector = (faiss.IDSelectorNot(batch), batch)  # keep both alive
                 params.sel = self._selector[0]
             return self._index.search(queries, k, params=params)
-
-    def _rebuild(self) -> None:
-        """Rebuild from the live vectors, as flat, HNSW or IVF by their number."""
-        self._index = self._build(*self._live_contents())
-        self._deleted, self._selector = np.zeros(0, np.int64), None
 
     def _live_contents(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every vector not masked."""
@@ -222,7 +224,7 @@ class VectorIndex:
         return index
 
     def save(self, path: Path) -> None:
-        with self._lock:
+        with self._write_lock, self._lock:
             atomic_write(path, lambda tmp: faiss.write_index(self._index, tmp))
 
     @classmethod
@@ -239,9 +241,9 @@ class VectorIndex:
 
     def conform(self) -> bool:
         """Rebuild as the settings' kind if it is another (a snapshot from older settings); True if rebuilt."""
-        with self._lock:
+        with self._write_lock:
             if self.kind == self.wanted_kind():
                 return False
             log.info("vector index: %s over %d vectors, the settings ask for %s: rebuilding", self.kind, len(self), self.wanted_kind())
-            self._rebuild()
+            self._rebuild_beside()
             return True

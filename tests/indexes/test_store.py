@@ -179,6 +179,19 @@ def test_an_ivf_snapshot_is_rebuilt_as_hnsw_once_on_load(tmp_path):
     assert on_disk.kind == "hnsw" and set(on_disk.ids().tolist()) == set(ids)
 
 
+def test_a_rebuilt_snapshot_is_not_saved_while_another_process_writes(tmp_path):
+    ivf_store = Store(tmp_path / "data", IndexParams(flat_max=2, ann="ivf"))
+    cid = ivf_store.docs.collection_id("c", create=True)
+    ivf_store.commit_document(cid, "/a", "a", "h", "text", 1, 1, units(40, seed=1))
+    ivf_store.save(cid)
+    path = tmp_path / "data" / "indexes" / str(cid) / "text.faiss"
+    before = path.read_bytes()
+    hnsw_params = IndexParams(flat_max=2, ann="hnsw")
+    with Store(tmp_path / "data", hnsw_params).writer():  # an ingestion elsewhere holds the data dir
+        assert Store(tmp_path / "data", hnsw_params).indexes(cid).vectors["text"].kind == "hnsw"
+    assert path.read_bytes() == before  # the writer's snapshot is left to the writer
+
+
 def test_hnsw_replacements_are_compacted_out_of_the_index(tmp_path):
     store = Store(tmp_path / "data", IndexParams(flat_max=2, ann="hnsw"))
     cid = store.docs.collection_id("c", create=True)

@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,29 @@ def test_grows_into_an_approximate_index_and_still_finds_neighbours(tmp_path, an
         assert 0 in loaded.ids()
         loaded.remove(np.array([0]))
         assert sorted(loaded.ids().tolist()) == list(range(1, 3000))
+
+
+def test_searches_go_on_while_the_approximate_index_is_built(monkeypatch):
+    vecs = unit_vectors(300, seed=5)
+    index = VectorIndex(32, IndexParams(flat_max=200, ann="hnsw"))
+    index.add(np.arange(200), vecs[:200])
+    building, release = threading.Event(), threading.Event()
+    real_build = index._build
+
+    def slow_build(ids, vectors):  # holds the rebuild open until the search below has answered
+        building.set()
+        assert release.wait(10)
+        return real_build(ids, vectors)
+
+    monkeypatch.setattr(index, "_build", slow_build)
+    writer = threading.Thread(target=index.add, args=(np.arange(200, 300), vecs[200:]))
+    writer.start()
+    assert building.wait(10)
+    _, hits = index.search(vecs[250:251], 1)  # answered by the flat index, which already holds the new vector
+    assert hits[0, 0] == 250 and index.kind == "flat"
+    release.set()
+    writer.join(10)
+    assert index.kind == "hnsw" and len(index) == 300
 
 
 def test_hnsw_masks_removed_ids_then_rebuilds_without_them():
