@@ -1,9 +1,10 @@
-"""An optional cross-encoder stage over the fused top candidates.
+"""The cross-encoder stage over the fused top candidates.
 
-Off by default: no cross-encoder ships offline, and one trained here (MiniLM, 5k pairs) ranked
-below BM25 (see the query-path issue). Users with network, or a model folder, set
-``MMRAG_CROSS_ENCODER`` to e.g. ``cross-encoder/ms-marco-MiniLM-L6-v2`` or a local path; it reads
-query and passage together, which the bi-encoder features cannot.
+A cross-encoder reads the question and a passage together, which no bi-encoder feature can. The
+default is the packaged sentence reranker (``mmrag.reranker``): it reads the question against each
+candidate's best sentences (the sentence feature picks them), not the whole passage, as it was
+trained on. Any sentence-transformers ``CrossEncoder`` (a hub id with network, or a folder) loads by
+the same path and, unless told otherwise, reads whole passages.
 """
 
 from __future__ import annotations
@@ -16,36 +17,59 @@ from pathlib import Path
 import numpy as np
 
 from app.retrieval import Hit, zscore
+from mmrag import reranker as packaged
 
 
 class CrossEncoderReranker:
-    def __init__(self, model: str, top_n: int = 20, weight: float = 1.0, batch_size: int = 32) -> None:
-        if Path(model).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    def __init__(self, model: str, top_n: int = 10, weight: float = 0.25, inputs: str = "auto", sentences_per_unit: int = 2,
+                 max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32) -> None:
+        path = packaged.resolve(model, Path(cache_dir))
+        if Path(path).exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model must never trigger a hub lookup
+        import torch
         from sentence_transformers import CrossEncoder
 
         self.name = model
-        self.model = CrossEncoder(model, device="cpu")
-        self.top_n, self.weight, self.batch_size = top_n, weight, batch_size
-        self._lock = threading.Lock()
+        if max_length is None and model == packaged.BUILTIN:
+            max_length = packaged.delta_meta()["max_length"]  # as trained; other models keep their own
+        # raw scores: they are z-scored against the fused ones, and a sigmoid would squash the top end
+        self.model = CrossEncoder(path, device="cpu", max_length=max_length, activation_fn=torch.nn.Identity())
+        self.inputs = inputs if inputs != "auto" else ("sentences" if model == packaged.BUILTIN else "passage")
+        self.top_n, self.weight, self.per_unit, self.batch_size = top_n, weight, sentences_per_unit, batch_size
+        self._lock = threading.Lock()  # torch from many request threads: one at a time is faster on 2 cores
+
+    def _pairs(self, query: str, head: list[Hit]) -> tuple[list[tuple[str, str]], list[int]]:
+        pairs, owner = [], []
+        for i, h in enumerate(head):
+            texts = h.sentences[: self.per_unit] if self.inputs == "sentences" and h.sentences else (h.unit.search_text(),)
+            for t in texts:
+                if t.strip():
+                    pairs.append((query, t))
+                    owner.append(i)
+        return pairs, owner
 
     def rerank(self, query: str, hits: list[Hit], timings: dict[str, float]) -> list[Hit]:
-        """Rescore the first ``top_n`` hits: z(fused) + weight * z(cross-encoder); the rest keep their order."""
+        """Rescore the first ``top_n`` hits: z(fused) + weight * z(cross-encoder); the rest keep their order.
+
+        A unit read as several sentences scores its best one.
+        """
         if len(hits) < 2:
             return hits
         t0 = time.perf_counter()
         head, tail = hits[: self.top_n], hits[self.top_n:]
-        texts = [h.unit.search_text() for h in head]
-        present = np.array([bool(t.strip()) for t in texts])
-        with self._lock:
-            ce = np.zeros(len(head))
-            if present.any():
-                ce[present] = self.model.predict([(query, t) for t, p in zip(texts, present) if p], batch_size=self.batch_size,
-                                                 show_progress_bar=False)
+        pairs, owner = self._pairs(query, head)
+        ce = np.full(len(head), -np.inf)
+        if pairs:
+            with self._lock:
+                scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+            np.maximum.at(ce, np.array(owner), np.asarray(scores, dtype=np.float64))
+        present = np.isfinite(ce)
+        ce[~present] = 0.0
         fused = np.array([h.score for h in head])
         combined = zscore(fused, np.ones(len(head), bool)) + self.weight * zscore(ce, present)
-        for h, c, s in zip(head, ce, combined):
-            h.features["cross_encoder"] = float(c)
+        for h, c, p, s in zip(head, ce, present, combined):
+            if p:
+                h.features["cross_encoder"] = float(c)
             h.score = float(s)
         head.sort(key=lambda h: -h.score)
         timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000

@@ -26,6 +26,7 @@ from mmrag.settings import Settings
 
 CHANNELS = ("bm25", "dense", "image")
 FEATURES = ("bm25", "coverage", "dense", "maxsim", "sentence", "image")
+BEST_SENTENCES = 3  # kept per candidate for the sentence reranker (it reads 2 by default)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Hit:
     score: float
     features: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
+    sentences: tuple[str, ...] = ()  # its sentences best first by the sentence feature (units of several)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Candidates:
     ranks: list[dict[str, int]]
     features: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (values, present)
     timings: dict[str, float]
+    sentences: dict[int, tuple[str, ...]] = field(default_factory=dict)  # unit id -> its best sentences
 
 
 def zscore(values: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -162,6 +165,7 @@ class HybridRetriever:
         t3 = time.perf_counter()
         ids = np.fromiter(cand, np.int64, len(cand))
         features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        best: dict[int, tuple[str, ...]] = {}
         if bm25 is not None:
             features["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
             features["coverage"] = (bm25.coverage_of(ids), np.ones(len(ids), bool))
@@ -171,11 +175,11 @@ class HybridRetriever:
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"], sentences)
             if bm25 is not None and self.settings.weight_sentence:  # weight 0 in settings: not computed (~12 ms a query)
                 features["sentence"] = self._sentence_match(ids, qvec[0], features["dense"], sentences, features["coverage"][0],
-                                                            ci.bm25.coverage_weights(query), ci.bm25.tokenizer)
+                                                            ci.bm25.coverage_weights(query), ci.bm25.tokenizer, best)
         if ivec is not None and "image" in channels:
             features["image"] = self._cosines(ids, ivec[0], "image_vec")
         timings["features_ms"] = (time.perf_counter() - t3) * 1000
-        return Candidates(ids, [cand[int(u)] for u in ids], features, timings)
+        return Candidates(ids, [cand[int(u)] for u in ids], features, timings, best)
 
     def _check_models(self, collection: str, cid: int, ci) -> None:
         # every query (one small SQLite read): a collection can be re-embedded under a running server
@@ -206,7 +210,7 @@ class HybridRetriever:
 
     def _sentence_match(self, ids: np.ndarray, vec: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
                         sentences: dict[int, np.ndarray], coverage: np.ndarray, weights: dict[str, float],
-                        tokenizer) -> tuple[np.ndarray, np.ndarray]:
+                        tokenizer, best: dict[int, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
         """The best sentence by cosine + ``sentence_coverage_weight`` x its query-term coverage.
 
         Max-sim and coverage, taken apart, can each be won by a different sentence of a passage on the
@@ -214,7 +218,8 @@ class HybridRetriever:
         and holds the question's rarer words. Coverage uses BM25's idf weights (question words left
         out), over the sentence's own terms. A unit of one sentence (no sentence vectors) scores its own
         cosine and coverage: the coverage feature, which BM25's forward index already gave, so only
-        units of several sentences have their text read and matched.
+        units of several sentences have their text read and matched. ``best`` gets each of those units'
+        top sentences by this score: what the sentence reranker (app.rerank) reads.
         """
         lam = self.settings.sentence_coverage_weight
         present = dense[1].copy()
@@ -232,12 +237,14 @@ class HybridRetriever:
             if len(parts) != len(sv):  # sentences stored by another chunker version: the unit as a whole
                 continue
             covered = np.array([sum(weights[t] for t in terms) for terms in finder.per_sentence(text, parts)]) / total
-            vals[i] = float(np.max(sv @ vec + lam * covered))
+            scores = sv @ vec + lam * covered
+            vals[i] = float(scores.max())
+            best[uid] = tuple(parts[k] for k in np.argsort(-scores)[:BEST_SENTENCES])
         return vals, present
 
     def retrieve(self, query: str, collection: str, top_k: int = 10, filters: Filters | None = None,
                  channels: tuple[str, ...] = CHANNELS, fusion: str | None = None,
-                 weights: dict[str, float] | None = None) -> Retrieval:
+                 weights: dict[str, float] | None = None, cross_encoder: bool = True) -> Retrieval:
         t0 = time.perf_counter()
         cands = self.candidates(query, collection, max(self.settings.recall_k, top_k), filters, channels)
         timings = cands.timings
@@ -249,7 +256,8 @@ class HybridRetriever:
             scores = np.array([sum(1.0 / (self.settings.rrf_k + r + 1) for r in ranks.values()) for ranks in cands.ranks])
         else:
             scores = convex(cands.features, {**self.weights, **(weights or {})})
-        depth = max(top_k, self.reranker.top_n) if self.reranker is not None else top_k
+        reranker = self.reranker if cross_encoder else None
+        depth = max(top_k, reranker.top_n) if reranker is not None else top_k
         order = np.argsort(-scores, kind="stable")[:depth]
         units = self.store.docs.units([int(cands.ids[i]) for i in order])
         hits = []
@@ -257,9 +265,9 @@ class HybridRetriever:
             uid = int(cands.ids[i])
             if uid in units:
                 feats = {n: float(v[0][i]) for n, v in cands.features.items() if v[1][i]}
-                hits.append(Hit(units[uid], float(scores[i]), feats, cands.ranks[i]))
+                hits.append(Hit(units[uid], float(scores[i]), feats, cands.ranks[i], cands.sentences.get(uid, ())))
         timings["rerank_ms"] = (time.perf_counter() - t1) * 1000
-        if self.reranker is not None:
-            hits = self.reranker.rerank(query, hits, timings)
+        if reranker is not None:
+            hits = reranker.rerank(query, hits, timings)
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         return Retrieval(hits[:top_k], timings)

@@ -40,7 +40,8 @@ class Services:
         from app.rerank import CrossEncoderReranker
 
         s = self.settings
-        return CrossEncoderReranker(s.cross_encoder, s.cross_encoder_top_n, s.cross_encoder_weight)
+        return CrossEncoderReranker(s.cross_encoder, s.cross_encoder_top_n, s.cross_encoder_weight, s.cross_encoder_inputs,
+                                    s.cross_encoder_sentences, cache_dir=s.data_dir)
 
     @cached_property
     def pipeline(self) -> QueryPipeline:

@@ -205,7 +205,7 @@ def main() -> None:
 
     configure_logging()
     datasets, collections, dev = sample_sets(args)
-    retriever = Services(Settings(data_dir=args.data_dir)).pipeline.retriever
+    retriever = Services(Settings(data_dir=args.data_dir, cross_encoder="")).pipeline.retriever
     sets = {name: collect(retriever, ds, collections[name], args.k) for name, ds in datasets.items()}
     for name, rows in sets.items():
         for row in rows:

@@ -166,7 +166,7 @@ def main() -> None:
     table = [header, "|---|---|" + "---|---|---|" * len(datasets)]
     tops, costs = [], []
     for text_model, data_dir in runs:
-        retriever = Services(Settings(data_dir=data_dir, text_model=text_model)).pipeline.retriever
+        retriever = Services(Settings(data_dir=data_dir, text_model=text_model, cross_encoder="")).pipeline.retriever
         sets = {}
         for name, ds in datasets.items():
             t0 = time.perf_counter()

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-generate", action="store_true", help="retrieval metrics only (no answers, no BLEU/METEOR)")
     p.add_argument("--url", help="evaluate a running service (POST URL/query) instead of the in-process pipeline")
     p.add_argument("--api-key", help="API key for --url")
-    p.add_argument("--ablation", action="store_true", help="also run bm25, dense, rrf and fused (no rerank) retrieval and tabulate them")
+    p.add_argument("--ablation", action="store_true", help="also run bm25, dense, rrf, fused (first stage) and fused+features (no cross-encoder) retrieval and tabulate them")
     p.add_argument("--limit", type=int, help="evaluate a random sample of this many questions (seeded)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--coqa-turns", choices=["first", "all"], default="first", help="CoQA: ask only each story's first question, or every turn")

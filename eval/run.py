@@ -11,12 +11,14 @@ from eval.metrics import corpus_bleu, doc_ranking, exact_match, meteor, retrieva
 
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 ALL = ("bm25", "dense", "image")
-MODES = {  # ablation: name -> (channels, fusion, weight overrides)
-    "bm25": (("bm25",), "convex", {"bm25": 1.0, "coverage": 0.0}),  # the BM25 score alone
-    "dense": (("dense",), "convex", {"maxsim": 0.0}),
-    "rrf": (ALL, "rrf", None),
-    "fused": (ALL, "convex", {"maxsim": 0.0, "coverage": 0.0, "sentence": 0.0, "bm25": 0.5, "dense": 0.5}),  # first stage: BM25 + dense only
-    "fused+rerank": (ALL, "convex", None),  # the default: plus best-sentence similarity, query-term coverage and the sentence feature
+MODES = {  # ablation: name -> (channels, fusion, weight overrides, cross-encoder stage)
+    "bm25": (("bm25",), "convex", {"bm25": 1.0, "coverage": 0.0}, False),  # the BM25 score alone
+    "dense": (("dense",), "convex", {"maxsim": 0.0}, False),
+    "rrf": (ALL, "rrf", None, False),
+    "fused": (ALL, "convex", {"maxsim": 0.0, "coverage": 0.0, "sentence": 0.0, "bm25": 0.5, "dense": 0.5}, False),  # BM25 + dense only
+    # plus best-sentence similarity, query-term coverage and the sentence feature
+    "fused+features": (ALL, "convex", None, False),
+    "fused+rerank": (ALL, "convex", None, True),  # the default: and the cross-encoder over the top candidates
 }
 DEFAULT_MODE = "fused+rerank"
 TOP_K = 10
@@ -54,10 +56,10 @@ class InProcessRunner:
         return self._names[doc_id]
 
     def run(self, ex: Example, mode: str, generate: bool) -> Prediction:
-        channels, fusion, weights = MODES[mode]
+        channels, fusion, weights, cross_encoder = MODES[mode]
         pipeline = self.services.pipeline
         t0 = time.perf_counter()
-        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, self.filters, channels, fusion, weights)
+        result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, self.filters, channels, fusion, weights, cross_encoder)
         timings = dict(result.timings)
         retrieved = [{"file_name": self._file(h.unit.document_id), "type": h.unit.type, "page": h.unit.page,
                       "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]

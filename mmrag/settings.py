@@ -60,9 +60,14 @@ class Settings(BaseSettings):
     sentence_coverage_weight: float = Field(0.1, description="the 'sentence' feature: a sentence's cosine + this x its query-term coverage")
     weight_image: float = 0.5
     rrf_k: int = 60
-    cross_encoder: str = Field("", description="sentence-transformers CrossEncoder (hub id or folder) over the top candidates; empty: off")
-    cross_encoder_top_n: int = 20
-    cross_encoder_weight: float = 1.0
+    cross_encoder: str = Field("packaged:sentence-minilm",
+                               description="cross-encoder over the top candidates: the packaged sentence reranker, a "
+                                           "sentence-transformers CrossEncoder (hub id or folder), or empty: off")
+    cross_encoder_top_n: int = Field(10, ge=1, description="fused candidates the cross-encoder rescores")
+    cross_encoder_weight: float = Field(0.25, description="z(fused) + this x z(cross-encoder) over those candidates")
+    cross_encoder_inputs: Literal["auto", "sentences", "passage"] = Field(
+        "auto", description="what it reads of each candidate; auto: sentences for the packaged one, passage otherwise")
+    cross_encoder_sentences: int = Field(2, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
     faiss_flat_max: int = Field(20_000, description="exact search up to this many vectors, faiss_ann above")
     faiss_ann: Literal["hnsw", "ivf"] = Field("hnsw", description="the approximate index past faiss_flat_max (bench.vector_index)")
     faiss_hnsw_m: int = Field(32, ge=4, le=128)

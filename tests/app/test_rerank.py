@@ -1,17 +1,17 @@
-"""The cross-encoder stage loads a local CrossEncoder folder through sentence-transformers and reorders hits.
+"""The cross-encoder stage: the packaged sentence reranker by default, any CrossEncoder folder by the same path."""
 
-No ranking cross-encoder ships offline, so the test builds one from the packaged MiniLM with an
-untrained head: it checks the code path (loading by path, scoring, merging), not ranking quality.
-"""
-
+import numpy as np
 import pytest
 
 from app.rerank import CrossEncoderReranker
 from app.retrieval import HybridRetriever
+from mmrag import reranker as packaged
+from tests.conftest import MODEL_CACHE
 
 
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory):
+    """A CrossEncoder folder with an untrained head: checks the path for user models, not ranking."""
     from sentence_transformers import CrossEncoder
 
     from mmrag.embedding.text import resolve_text_model
@@ -21,12 +21,69 @@ def tiny_cross_encoder(tmp_path_factory):
     return str(path)
 
 
-def test_cross_encoder_stage_rescores_the_top_hits(ingestor, fixtures, settings, text_embedder, tiny_cross_encoder):
+@pytest.fixture(scope="module")
+def sentence_reranker():
+    return CrossEncoderReranker(packaged.BUILTIN, cache_dir=MODEL_CACHE)
+
+
+def test_a_user_cross_encoder_reads_whole_passages(ingestor, fixtures, settings, text_embedder, tiny_cross_encoder):
     ingestor.ingest_paths([fixtures["docx"], fixtures["pdf"], fixtures["txt"]], "c", progress=False)
     plain = HybridRetriever(ingestor.store, settings, text_embedder).retrieve("iron content of volcanic soil", "c", 5)
     reranker = CrossEncoderReranker(tiny_cross_encoder, top_n=5)
+    assert reranker.inputs == "passage"
     result = HybridRetriever(ingestor.store, settings, text_embedder, reranker=reranker).retrieve("iron content of volcanic soil", "c", 5)
     assert {h.unit.id for h in result.hits} == {h.unit.id for h in plain.hits}
     assert all("cross_encoder" in h.features for h in result.hits)
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
     assert result.timings["cross_encoder_ms"] > 0
+
+
+def test_the_packaged_reranker_is_built_once_from_the_delta(tmp_path):
+    path = packaged.resolve(packaged.BUILTIN, tmp_path)
+    assert (tmp_path / "models").is_dir() and path.startswith(str(tmp_path / "models"))
+    stamp = (packaged.Path(path) / "config.json").stat().st_mtime_ns
+    assert packaged.resolve(packaged.BUILTIN, tmp_path) == path
+    assert (packaged.Path(path) / "config.json").stat().st_mtime_ns == stamp  # not rebuilt
+    assert not list((tmp_path / "models").glob(".building-*"))
+    assert packaged.resolve("cross-encoder/ms-marco-MiniLM-L6-v2", tmp_path) == "cross-encoder/ms-marco-MiniLM-L6-v2"
+    meta = packaged.delta_meta()
+    assert meta["inputs"] == "sentences" and meta["base"] == "all-MiniLM-L6-v2"
+
+
+# Questions against one answering sentence and sentences on the same topic that do not answer: the
+# choice between paragraphs of one article that the bi-encoder features get wrong most often.
+CASES = [
+    ("When did the bridge open to traffic?",
+     ["The bridge opened to traffic in 1932, after six years of construction.",
+      "The bridge is painted grey and crosses the harbour between the two halves of the city.",
+      "Traffic on the bridge is heaviest in the morning, when commuters drive into the centre."], 0),
+    ("How many people live in the valley?",
+     ["The valley is known for its vineyards and its mild climate.",
+      "About 40,000 people live in the valley, most of them in the three market towns.",
+      "People first settled the valley in the Bronze Age, as the burial mounds show."], 1),
+    ("Who designed the cathedral's dome?",
+     ["The dome of the cathedral was designed by the architect Filippo Brunelleschi.",
+      "The cathedral's dome is the largest brick dome ever built.",
+      "Visitors can climb the 463 steps to the top of the dome."], 0),
+]
+
+
+def test_the_packaged_reranker_prefers_the_sentence_that_answers(sentence_reranker):
+    assert sentence_reranker.inputs == "sentences"
+    for question, sentences, answer in CASES:
+        scores = sentence_reranker.model.predict([(question, s) for s in sentences], show_progress_bar=False)
+        assert int(np.argmax(scores)) == answer, (question, scores)
+
+
+def test_the_sentence_stage_reads_each_candidates_best_sentences(ingestor, fixtures, settings, text_embedder, sentence_reranker):
+    ingestor.ingest_paths([fixtures["docx"], fixtures["pdf"], fixtures["txt"]], "c", progress=False)
+    retriever = HybridRetriever(ingestor.store, settings, text_embedder, reranker=sentence_reranker)
+    result = retriever.retrieve("iron content of volcanic soil", "c", 5)
+    assert result.hits and result.timings["cross_encoder_ms"] > 0
+    several = [h for h in result.hits if h.sentences]
+    assert several, "the fixtures have passages of several sentences"
+    for h in several:
+        assert all(s in h.unit.text for s in h.sentences) and len(h.sentences) <= 3
+    pairs, owner = sentence_reranker._pairs("q", result.hits)
+    assert len(pairs) == sum(min(2, len(h.sentences)) if h.sentences else 1 for h in result.hits[:sentence_reranker.top_n])
+    assert all("cross_encoder" in h.features for h in result.hits)

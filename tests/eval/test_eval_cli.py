@@ -45,7 +45,7 @@ def test_eval_writes_metrics_predictions_and_report(collection, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     for key in ("bleu", "meteor", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"):
         assert isinstance(m[key], float)
-    assert m["recall@10"] == 1.0 and set(m["ablation"]) == {"bm25", "dense", "rrf", "fused", "fused+rerank"}
+    assert m["recall@10"] == 1.0 and set(m["ablation"]) == {"bm25", "dense", "rrf", "fused", "fused+features", "fused+rerank"}
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in preds] == ["q1", "q2", "q3"] and all(p["retrieved"] for p in preds)
     # BLEU in metrics.json is sacrebleu's corpus BLEU over predictions.jsonl
