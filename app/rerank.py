@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.retrieval import Hit, zscore
+from indexes.tokenize import has_cjk
 from mmrag import reranker as packaged
 
 
@@ -35,6 +36,8 @@ class CrossEncoderReranker:
         # raw scores: they are z-scored against the fused ones, and a sigmoid would squash the top end
         self.model = CrossEncoder(path, device="cpu", max_length=max_length, activation_fn=torch.nn.Identity())
         self.inputs = inputs if inputs != "auto" else ("sentences" if model == packaged.BUILTIN else "passage")
+        # MiniLM's vocabulary is English: on Chinese its scores are noise, and the fused order stands
+        self.english_only = model == packaged.BUILTIN
         self.top_n, self.weight, self.per_unit, self.batch_size = top_n, weight, sentences_per_unit, batch_size
         self._lock = threading.Lock()  # torch from many request threads: one at a time is faster on 2 cores
 
@@ -58,6 +61,9 @@ class CrossEncoderReranker:
         t0 = time.perf_counter()
         head, tail = hits[: self.top_n], hits[self.top_n:]
         pairs, owner = self._pairs(query, head)
+        if self.english_only and any(has_cjk(t) for pair in [(query, "")] + pairs for t in pair):
+            timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000
+            return hits
         ce = np.full(len(head), -np.inf)
         if pairs:
             with self._lock:

@@ -87,3 +87,12 @@ def test_the_sentence_stage_reads_each_candidates_best_sentences(ingestor, fixtu
     pairs, owner = sentence_reranker._pairs("q", result.hits)
     assert len(pairs) == sum(min(2, len(h.sentences)) if h.sentences else 1 for h in result.hits[:sentence_reranker.top_n])
     assert all("cross_encoder" in h.features for h in result.hits)
+
+
+def test_the_english_reranker_leaves_chinese_to_the_fused_order(ingestor, fixtures, settings, text_embedder, sentence_reranker):
+    ingestor.ingest_paths([fixtures["zh_txt"], fixtures["txt"]], "zh", progress=False)
+    plain = HybridRetriever(ingestor.store, settings, text_embedder).retrieve("长江有多长", "zh", 5)
+    result = HybridRetriever(ingestor.store, settings, text_embedder, reranker=sentence_reranker).retrieve("长江有多长", "zh", 5)
+    assert result.hits and "cross_encoder_ms" in result.timings
+    assert [h.unit.id for h in result.hits] == [h.unit.id for h in plain.hits]
+    assert not any("cross_encoder" in h.features for h in result.hits)
