@@ -22,7 +22,7 @@ from mmrag import reranker as packaged
 
 
 class CrossEncoderReranker:
-    def __init__(self, model: str, top_n: int = 10, weight: float = 0.25, inputs: str = "auto", sentences_per_unit: int = 2,
+    def __init__(self, model: str, top_n: int = 10, weight: float = 0.43, inputs: str = "auto", sentences_per_unit: int = 2,
                  max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32) -> None:
         path = packaged.resolve(model, Path(cache_dir))
         if Path(path).exists():

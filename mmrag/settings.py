@@ -64,7 +64,7 @@ class Settings(BaseSettings):
                                description="cross-encoder over the top candidates: the packaged sentence reranker, a "
                                            "sentence-transformers CrossEncoder (hub id or folder), or empty: off")
     cross_encoder_top_n: int = Field(10, ge=1, description="fused candidates the cross-encoder rescores")
-    cross_encoder_weight: float = Field(0.25, description="z(fused) + this x z(cross-encoder) over those candidates")
+    cross_encoder_weight: float = Field(0.43, description="z(fused) + this x z(cross-encoder) over those candidates")
     cross_encoder_inputs: Literal["auto", "sentences", "passage"] = Field(
         "auto", description="what it reads of each candidate; auto: sentences for the packaged one, passage otherwise")
     cross_encoder_sentences: int = Field(2, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
