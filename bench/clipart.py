@@ -25,9 +25,9 @@ GENERIC = {"clipart", "clip", "art", "icon", "button", "pattern", "symbol", "sig
 
 
 def _wordnet():
-    from eval.metrics import _ensure_wordnet
+    from eval.metrics import ensure_wordnet
 
-    _ensure_wordnet()
+    ensure_wordnet()
     from nltk.corpus import wordnet
 
     return wordnet

@@ -70,12 +70,14 @@ def run(args) -> int:
 
         settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
         runner = InProcessRunner(settings, args.collection, types)
-    from eval.metrics import MetricSetupError
+    from eval.metrics import MetricSetupError, ensure_wordnet
     from eval.report import write_outputs
     from eval.run import evaluate
     from mmrag.machine import machine
 
     try:
+        if not args.no_generate:
+            ensure_wordnet()  # fail now, not after every question has run
         results = evaluate(dataset, runner, modes, generate=not args.no_generate, progress=not args.no_progress)
     except MetricSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)

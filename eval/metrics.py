@@ -61,7 +61,8 @@ def sentence_bleu(prediction: str, references: list[str]) -> float:
     return float(sacrebleu.sentence_bleu(prediction, references or [""]).score)
 
 
-def _ensure_wordnet() -> None:
+def ensure_wordnet() -> None:
+    """Raise MetricSetupError (with how to fix it) unless WordNet loads: checked before a run, not after it."""
     import nltk
 
     local = Path(os.environ.get("MMRAG_NLTK_DATA", "nltk_data")).resolve()
@@ -79,7 +80,7 @@ def meteor(prediction: str, references: list[str]) -> float:
     """NLTK's meteor_score on whitespace tokens (lowercased), as in its documentation."""
     from nltk.translate.meteor_score import meteor_score
 
-    _ensure_wordnet()
+    ensure_wordnet()
     refs = [r.lower().split() for r in references if r.strip()]
     if not refs:
         return 0.0

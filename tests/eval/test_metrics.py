@@ -25,7 +25,7 @@ def test_bleu_with_uneven_reference_counts_matches_sacrebleu():
 
 def wordnet_available() -> bool:
     try:
-        metrics._ensure_wordnet()
+        metrics.ensure_wordnet()
         return True
     except metrics.MetricSetupError:
         return False
