@@ -61,7 +61,7 @@ class CrossEncoderReranker:
         t0 = time.perf_counter()
         head, tail = hits[: self.top_n], hits[self.top_n:]
         pairs, owner = self._pairs(query, head)
-        if self.english_only and any(has_cjk(t) for pair in [(query, "")] + pairs for t in pair):
+        if self.english_only and (has_cjk(query) or any(has_cjk(text) for _, text in pairs)):
             timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000
             return hits
         ce = np.full(len(head), -np.inf)
