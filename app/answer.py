@@ -62,11 +62,12 @@ class QueryPipeline:
             })
         return result.hits, sources, citations, result.timings
 
-    def run(self, query: str, collection: str, top_k: int = 5, filters: Filters | None = None, generate: bool = True) -> QueryResult:
+    def run(self, query: str, collection: str, top_k: int = 5, filters: Filters | None = None, generate: bool = True,
+            cancelled=None) -> QueryResult:
         _, sources, citations, timings = self.retrieve(query, collection, top_k, filters)
         answer = None
         if generate:
             t0 = time.perf_counter()
-            answer = self.generator.generate(query, sources)
+            answer = self.generator.generate(query, sources, cancelled=cancelled)
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
         return QueryResult(query, collection, answer, citations, timings)

@@ -35,6 +35,7 @@ def _print_json(obj) -> None:
 def cmd_parse(args) -> int:
     import tempfile
 
+    from ingest.assets import AssetFolder
     from ingest.parse import DirectoryImageSink, parse_document
     from mmrag.errors import DocumentError
 
@@ -42,7 +43,7 @@ def cmd_parse(args) -> int:
     image_dir = Path(args.image_dir or tempfile.mkdtemp(prefix="mmrag-parse-"))
     path = Path(args.file)
     try:
-        parsed = parse_document(path.read_bytes(), str(path), settings, DirectoryImageSink(image_dir))
+        parsed = parse_document(path.read_bytes(), str(path), settings, DirectoryImageSink(image_dir), AssetFolder.beside(path))
     except (DocumentError, OSError) as exc:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return 1
@@ -82,7 +83,10 @@ def cmd_reembed(args) -> int:
 def cmd_ingest(args) -> int:
     settings = _settings(args)
     ingestor = _ingestor(settings)
-    summary = ingestor.ingest_paths(args.paths, args.collection, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
+    try:
+        summary = ingestor.ingest_paths(args.paths, args.collection, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
+    finally:
+        ingestor.close()
     if args.json:
         _print_json(summary.to_dict())
     else:
@@ -148,6 +152,28 @@ def cmd_delete(args) -> int:
             store.delete_document(d["id"])
             print(f"deleted {d['id']} {d['file_name']}")
     return status
+
+
+def cmd_unlock(args) -> int:
+    from indexes.lock import holders, lock_report, stop_orphans
+
+    settings = _settings(args)
+    path = settings.data_dir / "writer.lock"
+    if not path.exists():
+        print(f"{settings.data_dir}: no writer lock file; nothing to do")
+        return 0
+    found = holders(path)
+    if not found:
+        print(f"{settings.data_dir}: no process holds the writer lock")
+        return 0
+    print(lock_report(path))
+    killed = stop_orphans(path, force=args.force)
+    for h in killed:
+        print(f"stopped pid {h['pid']} ({h['command'][:100]})")
+    if not killed:
+        print("nothing stopped: the writer is alive (let it finish, or pass --force to stop every holder)")
+        return 1
+    return 0
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -245,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="delete the whole collection")
     data_dir(sp)
     sp.set_defaults(func=cmd_delete)
+
+    sp = sub.add_parser("unlock", help="report who holds the data directory's writer lock, and stop orphaned "
+                        "workers that keep it after their writer died")
+    data_dir(sp)
+    sp.add_argument("--force", action="store_true", help="stop every process holding the lock, even a live writer")
+    sp.set_defaults(func=cmd_unlock)
 
     sp = sub.add_parser("serve", help="start the REST service (OpenAPI docs at /docs)")
     data_dir(sp)

@@ -101,8 +101,11 @@ class HybridRetriever:
                 "sentence": s.weight_sentence, "image": s.weight_image}
 
     def _allowed(self, cid: int, filters: Filters | None) -> np.ndarray | None:
-        if filters is None or (not filters.types and not filters.document_ids):
+        if filters is None or (filters.types is None and filters.document_ids is None):
             return None
+        if filters.types == [] or filters.document_ids == []:
+            # an empty list matches nothing: clients pass their access lists here, and "none allowed" is not "all"
+            return np.zeros(0, np.int64)
         sql, params = "SELECT id FROM units WHERE collection_id = ?", [cid]
         if filters.types:
             sql += f" AND type IN ({','.join('?' * len(filters.types))})"

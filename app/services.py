@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from functools import cached_property
 
 from app.answer import QueryPipeline
@@ -17,7 +16,6 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store.from_settings(settings)
-        self.ingest_lock = threading.Lock()  # one ingestion at a time within this process
 
     @cached_property
     def text(self):
@@ -50,6 +48,11 @@ class Services:
     @cached_property
     def ingestor(self) -> Ingestor:
         return Ingestor(self.store, self.settings, self.text, self.image)
+
+    def close(self) -> None:
+        """Stop the parse workers (they would die with the process anyway)."""
+        if "ingestor" in self.__dict__:
+            self.ingestor.close()
 
     def warm_up(self) -> None:
         """Load the models now, so the first query does not pay for it."""

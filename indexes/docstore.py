@@ -182,6 +182,10 @@ class DocStore:
             db.execute("INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time()))
         return self.query("SELECT id FROM collections WHERE name = ?", (name,))[0]["id"]
 
+    def collection_name(self, collection_id: int) -> str | None:
+        rows = self.query("SELECT name FROM collections WHERE id = ?", (collection_id,))
+        return rows[0]["name"] if rows else None
+
     def collections(self) -> list[dict]:
         rows = self.query(
             "SELECT c.id, c.name, c.generation, c.created_at,"

@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import numpy as np
 from indexes.bm25 import BM25Index
 from indexes.docstore import DocStore
 from indexes.files import atomic_write_bytes
+from indexes.lock import lock_report, write_owner
 from indexes.vectors import IndexParams, VectorIndex
 from mmrag.units import search_text
 
@@ -74,6 +76,7 @@ class Store:
         self._cache_lock = threading.Lock()
         self._writer_fd: int | None = None
         self._writer_depth = 0
+        self._thread_lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings) -> Store:
@@ -82,33 +85,40 @@ class Store:
     # -- writer lock ---------------------------------------------------------------------
     @contextmanager
     def writer(self, wait_s: float = 600.0) -> Iterator[None]:
-        """Hold the data directory's writer lock (re-entrant within this Store)."""
-        if self._writer_depth:
-            self._writer_depth += 1
+        """Hold the data directory's writer lock: re-entrant in one thread; other threads of this
+        process and other processes wait up to ``wait_s``, then get WriterBusy naming the holder."""
+        if not self._thread_lock.acquire(timeout=wait_s):
+            raise WriterBusy(f"{self.data_dir} is being written by this process (an ingestion job or a delete is running): retry shortly")
+        try:
+            if self._writer_depth:
+                self._writer_depth += 1
+                try:
+                    yield
+                finally:
+                    self._writer_depth -= 1
+                return
+            fd = os.open(self.data_dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)  # O_CLOEXEC: not passed on exec
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        os.close(fd)
+                        raise WriterBusy(lock_report(self.data_dir / "writer.lock")) from None
+                    time.sleep(0.2)
+            write_owner(fd)
+            self._writer_fd, self._writer_depth = fd, 1
             try:
                 yield
             finally:
-                self._writer_depth -= 1
-            return
-        fd = os.open(self.data_dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise WriterBusy(f"another process is writing to {self.data_dir} (ingestion or delete running)") from None
-                time.sleep(0.2)
-        self._writer_fd, self._writer_depth = fd, 1
-        try:
-            yield
+                self._writer_depth = 0
+                self._writer_fd = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
         finally:
-            self._writer_depth = 0
-            self._writer_fd = None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            self._thread_lock.release()
 
     # -- indexes -------------------------------------------------------------------------
     def _dir(self, collection_id: int) -> Path:
@@ -259,11 +269,7 @@ class Store:
             self.docs.delete_collection(collection_id)
             with self._cache_lock:
                 self._cache.pop(collection_id, None)
-            folder = self._dir(collection_id)
-            if folder.exists():
-                for f in folder.iterdir():
-                    f.unlink()
-                folder.rmdir()
+            shutil.rmtree(self._dir(collection_id), ignore_errors=True)
 
     def _collect_garbage_blobs(self, removed_paths: list[str]) -> None:
         """Image files are shared by content hash: remove one only when no unit points at it."""

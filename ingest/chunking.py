@@ -15,6 +15,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[]?[A-Z0-9\u00c0-\u024f])|(
 _FIGURE_CAPTION = re.compile(r"^(fig(ure)?|image|photo|chart|diagram|plate|illustration|图|圖)\.?\s*[\dIVX]*\s*[:.\-–—]?", re.I)
 _TABLE_CAPTION = re.compile(r"^(table|tab\.|表)\s*[\dIVX]+", re.I)
 NEARBY_CHARS = 300
+CHARS_PER_TOKEN = 8  # English runs 4-6 characters a token; a unit past 8 a token is split by characters
 
 
 def count_tokens(text: str) -> int:
@@ -65,6 +66,8 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.table_max_tokens = table_max_tokens
         self.overlap = overlap_sentences
+        # A unit is never longer than this either: count_tokens sees a 50 MB run of letters as one word.
+        self.max_chars = chunk_tokens * CHARS_PER_TOKEN
 
     def units(self, blocks: list[Block], sink: ImageSink) -> list[Unit]:
         out: list[Unit] = []
@@ -90,8 +93,8 @@ class Chunker:
             n = count_tokens(sentence)
             if buf and (page != buf_page or buf_tokens + n > self.chunk_tokens):
                 flush(keep_overlap=page == buf_page)
-            if n > self.chunk_tokens:  # one enormous "sentence" (lists, OCR): split by words
-                for piece in _split_long(sentence, self.chunk_tokens):
+            if n > self.chunk_tokens or len(sentence) > self.max_chars:  # an enormous "sentence" (lists, OCR, one 50 MB word)
+                for piece in _split_long(sentence, self.chunk_tokens, self.max_chars):
                     buf_page = page
                     buf.append(piece)
                     buf_box = _bbox_union(buf_box, box)
@@ -176,17 +179,22 @@ def _nearby_text(blocks: list[Block], i: int) -> str:
     return " … ".join(t[-NEARBY_CHARS:] if k == 0 else t[:NEARBY_CHARS] for k, t in enumerate((before, after)) if t)
 
 
-def _split_long(text: str, limit: int) -> list[str]:
-    tokens = text.split() if " " in text else list(text)
-    joiner = " " if " " in text else ""
-    pieces, cur, used = [], [], 0
-    for tok in tokens:
-        n = count_tokens(tok) or 1
-        if cur and used + n > limit:
-            pieces.append(joiner.join(cur))
-            cur, used = [], 0
-        cur.append(tok)
-        used += n
+def _split_long(text: str, limit: int, max_chars: int) -> list[str]:
+    """Pieces of at most ``limit`` tokens and ``max_chars`` characters: by words, a word longer than
+    ``max_chars`` by characters; text without spaces (Chinese) by runs of characters."""
+    if " " not in text:
+        step = max(1, min(limit, max_chars))
+        return [text[k:k + step] for k in range(0, len(text), step)]
+    pieces, cur, used, chars = [], [], 0, 0
+    for word in text.split():
+        for tok in (word[k:k + max_chars] for k in range(0, len(word), max_chars)):
+            n = count_tokens(tok) or 1
+            if cur and (used + n > limit or chars + len(tok) + 1 > max_chars):
+                pieces.append(" ".join(cur))
+                cur, used, chars = [], 0, 0
+            cur.append(tok)
+            used += n
+            chars += len(tok) + 1
     if cur:
-        pieces.append(joiner.join(cur))
+        pieces.append(" ".join(cur))
     return pieces

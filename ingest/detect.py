@@ -17,8 +17,8 @@ _IMAGE_MAGIC = [
     (b"MM\x00*", "tiff"),
     (b"GIF87a", "gif"),
     (b"GIF89a", "gif"),
-    (b"BM", "bmp"),
 ]
+_BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _HTML_RE = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]|<head[\s>]", re.I)
 _MD_SIGNS = re.compile(r"^(#{1,6} \S|```|\|.*\|\s*$|[-*+] \S|\d+\. \S|> \S)|\[[^\]]+\]\([^)]+\)|\*\*\S", re.M)
 
@@ -28,7 +28,10 @@ def detect_format(data: bytes, name: str = "") -> str:
     if not data:
         raise CorruptDocument("empty file (0 bytes)")
     head = data[:2048]
-    if b"%PDF-" in head[:1024]:
+    at = head.find(b"%PDF-", 0, 1024)
+    # the header may follow a little junk (the spec allows 1 KiB of it), but not markup: "%PDF-" in an
+    # HTML comment or a Markdown code span is text that mentions PDF
+    if at == 0 or (at > 0 and not re.search(rb"[<>#`]|[A-Za-z]{3}", head[:at])):
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
         return _office_kind(data)
@@ -42,6 +45,23 @@ def detect_format(data: bytes, name: str = "") -> str:
             return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image"
+    if _is_bmp(head):
+        return "image"
+    return detect_text_format(data, name)
+
+
+def _is_bmp(head: bytes) -> bool:
+    """"BM" alone is two letters ("BMW 7系列…"): a BMP also has a known DIB header size and sane fields."""
+    if len(head) < 30 or not head.startswith(b"BM"):
+        return False
+    dib = int.from_bytes(head[14:18], "little")
+    planes = int.from_bytes(head[26:28], "little")
+    return dib in _BMP_DIB_SIZES and planes == 1
+
+
+def detect_text_format(data: bytes, name: str = "") -> str:
+    """html, markdown or text for bytes that decode as text; UnsupportedFormat otherwise."""
+    head = data[:2048]
     text = _as_text(head)
     if text is None:
         raise UnsupportedFormat(f"unrecognised binary content (starts with {head[:8]!r})")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.assets import AssetFolder
 from ingest.blocks import Block
 from ingest.chunking import Chunker, ImageSink
-from ingest.detect import detect_format
+from ingest.detect import detect_format, detect_text_format
 from ingest.limits import check_size
 from ingest.ocr import get_ocr_engine
 from mmrag.errors import CorruptDocument, DocumentError
@@ -27,6 +29,22 @@ class ParsedDocument:
     units: list[Unit]
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff/\\\\]")
+
+
+def display_name(name: str | None, limit: int = 200) -> str:
+    """A client's file name made safe to store, show and log: its last path part, without control
+    or bidi characters (which disguise an extension: "report\u202efdp.exe"), at most ``limit``
+    characters with the extension kept."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME.sub("", name).strip().strip(".") or "upload"
+    if len(name) > limit:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext if dot and len(ext) <= 10 else ""
+        name = (stem if ext else name)[: limit - len(ext) - 2] + "…" + ("." + ext if ext else "")
+    return name
 
 
 def content_hash(data: bytes) -> str:
@@ -54,11 +72,34 @@ class DirectoryImageSink:
         return str(path)
 
 
-def parse_blocks(data: bytes, name: str, settings: Settings) -> tuple[str, list[Block]]:
+def parse_blocks(data: bytes, name: str, settings: Settings, assets: AssetFolder | None = None) -> tuple[str, list[Block]]:
     check_size(data, settings)
     fmt = detect_format(data, name)
     ocr = get_ocr_engine(settings.ocr_engine) if fmt in ("pdf", "image") else None
-    source = Path(name) if name else None
+    try:
+        return fmt, _parse_as(fmt, data, settings, assets, ocr)
+    except CorruptDocument:
+        if fmt not in ("pdf", "image") or (fmt == "pdf" and data.startswith(b"%PDF-")) or not _decodes(data):
+            raise
+        try:  # a text file that happens to start like a binary format ("BM…", "%PDF-" quoted)
+            fallback = detect_text_format(data, name)
+        except DocumentError:
+            raise  # not text either: the first reason stands
+        log.warning("%s: not a readable %s, but it decodes as %s: ingested as %s", name, fmt, fallback, fallback)
+        return fallback, _parse_as(fallback, data, settings, assets, None)
+
+
+def _decodes(data: bytes) -> bool:
+    for enc in ("utf-8", "gb18030"):
+        try:
+            data.decode(enc)
+            return True
+        except UnicodeDecodeError:
+            continue
+    return False
+
+
+def _parse_as(fmt: str, data: bytes, settings: Settings, assets: AssetFolder | None, ocr) -> list[Block]:
     if fmt == "pdf":
         from ingest.parsers.pdf import parse_pdf
 
@@ -79,18 +120,23 @@ def parse_blocks(data: bytes, name: str, settings: Settings) -> tuple[str, list[
         from ingest.parsers import web
 
         if fmt == "html":
-            blocks = web.parse_html(data, source)
+            blocks = web.parse_html(data, assets)
         elif fmt == "markdown":
-            blocks = web.parse_markdown(data, source)
+            blocks = web.parse_markdown(data, assets)
         else:
             blocks = web.parse_text(data)
-    return fmt, blocks
+    return blocks
 
 
-def parse_document(data: bytes, name: str, settings: Settings, sink: ImageSink) -> ParsedDocument:
-    """Parse one file's bytes. Raises DocumentError (with a reason a user can act on) for bad input."""
+def parse_document(data: bytes, name: str, settings: Settings, sink: ImageSink,
+                   assets: AssetFolder | None = None) -> ParsedDocument:
+    """Parse one file's bytes. Raises DocumentError (with a reason a user can act on) for bad input.
+
+    ``name`` is only a name (it picks nothing from disk); ``assets`` is where relative references
+    may be read, None for none (an upload).
+    """
     try:
-        fmt, blocks = parse_blocks(data, name, settings)
+        fmt, blocks = parse_blocks(data, name, settings, assets)
     except DocumentError:
         raise
     except MemoryError as exc:

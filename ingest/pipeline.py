@@ -8,18 +8,21 @@ the text model's throughput close to its raw ``encode`` speed even for many smal
 from __future__ import annotations
 
 import logging
-import os
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from indexes.store import Store
+from ingest.assets import AssetFolder
 from ingest.chunking import maxsim_texts
-from ingest.parse import DirectoryImageSink, ParsedDocument, content_hash, parse_document
+from ingest.parse import DirectoryImageSink, ParsedDocument, content_hash, display_name, parse_document
+from ingest.workers import ParsePool
 from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.errors import DocumentError
 from mmrag.settings import Settings
@@ -39,6 +42,7 @@ class FileResult:
     units: int = 0
     format: str | None = None
     seconds: float = 0.0
+    conflict: bool = False  # refused: another document is stored under this name (see Item.replace)
 
 
 @dataclass
@@ -73,33 +77,46 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield p
 
 
+@dataclass
+class Item:
+    """One document to ingest: the file to read, the source it is stored under, the name shown, where
+    its relative references may be read (None: nowhere), and whether it may replace another version."""
+
+    path: Path
+    source: str
+    name: str
+    assets: AssetFolder | None = None
+    replace: bool = True
+
+
 # -- worker side ---------------------------------------------------------------------------
-def _parse_file(path: str, settings: Settings, blob_dir: str) -> tuple[ParsedDocument | None, str | None, float]:
-    """Runs in a worker process. Returns (parsed, error, seconds); never raises for bad input."""
+def parse_file(path: str, name: str, settings: Settings, blob_dir: str,
+               assets: AssetFolder | None) -> tuple[ParsedDocument | None, str | None, float]:
+    """Runs in a parse worker (or inline). Returns (parsed, error, seconds); never raises for bad input."""
     t0 = time.perf_counter()
     try:
         data = Path(path).read_bytes()
-        return parse_document(data, path, settings, DirectoryImageSink(Path(blob_dir))), None, time.perf_counter() - t0
+        return parse_document(data, name, settings, DirectoryImageSink(Path(blob_dir)), assets), None, time.perf_counter() - t0
     except DocumentError as exc:
         return None, str(exc), time.perf_counter() - t0
+    except MemoryError:
+        return None, "ran out of memory while parsing", time.perf_counter() - t0
     except Exception as exc:  # belt and braces: a worker must report, not die
         return None, f"could not be parsed ({type(exc).__name__}: {exc})", time.perf_counter() - t0
 
 
-def _init_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-
-
 class Ingestor:
     """Writes documents through the store. Embedders load on first use, so a batch of unchanged
-    files (all skipped) costs no model loading."""
+    files (all skipped) costs no model loading. Parsing runs in worker processes under a time and
+    memory budget (``ingest.workers``) unless ``parse_workers`` is 0 (inline, no budget: tests)."""
 
     def __init__(self, store: Store, settings: Settings, text: TextEmbedder | None = None,
                  image: ImageEmbedder | None | bool = True) -> None:
         self.store, self.settings = store, settings
         self._text = text
         self._image = image  # True: from settings on first use; None: no image vectors
+        self._pool: ParsePool | None = None
+        self._pool_lock = threading.Lock()
 
     @property
     def text(self) -> TextEmbedder:
@@ -133,43 +150,75 @@ class Ingestor:
         self.store.docs.bind_models(cid, self.model_ids())
         return cid
 
+    def pool(self) -> ParsePool | None:
+        if self.settings.parse_workers <= 0:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ParsePool(self.settings.parse_workers, self.settings, self.store.blob_dir)
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
     # -- one document (uploads) ----------------------------------------------------------
-    def ingest_bytes(self, data: bytes, file_name: str, collection: str, source: str | None = None) -> FileResult:
-        t0 = time.perf_counter()
-        cid = self._collection(collection)
-        source = source or f"upload:{file_name}"
-        digest = content_hash(data)
-        existing = self.store.docs.document_by_source(cid, source)
-        if existing and existing["status"] == "done" and existing["content_hash"] == digest:
-            return FileResult(file_name, "skipped", "unchanged", existing["id"], existing["n_units"], existing["format"])
-        try:
-            parsed = parse_document(data, file_name, self.settings, DirectoryImageSink(self.store.blob_dir))
-        except DocumentError as exc:
-            with self.store.writer():
-                doc_id = self.store.docs.record_failure(cid, source, Path(file_name).name, digest, str(exc), len(data))
-            return FileResult(file_name, "failed", str(exc), doc_id, seconds=time.perf_counter() - t0)
-        result = self._embed_and_commit([(cid, source, Path(file_name).name, digest, len(data), parsed)])[0]
-        self.store.save(cid)
-        result.path, result.seconds = file_name, time.perf_counter() - t0
+    def ingest_bytes(self, data: bytes, file_name: str, collection: str, source: str | None = None,
+                     replace: bool = True) -> FileResult:
+        """One uploaded document, through the same path as a batch (staged as a file, no references)."""
+        name = display_name(file_name)
+        staging = self.store.data_dir / "uploads"
+        staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=staging, prefix="one-") as tmp:
+            path = Path(tmp) / "document"
+            path.write_bytes(data)
+            summary = self.ingest_items([Item(path, source or f"upload:{name}", name, None, replace)], collection, progress=False)
+        result = summary.files[0]
+        result.path = name
         return result
 
     # -- batches -------------------------------------------------------------------------
     def ingest_paths(self, paths: Iterable[str | Path], collection: str, progress: bool = True,
-                     on_result: Callable[[FileResult, int], None] | None = None) -> Summary:
-        """Ingest files and folders. ``on_result(result, total)`` is called after each file (job progress)."""
+                     on_result: Callable[[FileResult, int], None] | None = None,
+                     roots: list[Path] | None = None, cancelled: Callable[[], bool] | None = None) -> Summary:
+        """Ingest files and folders. ``on_result(result, total)`` is called after each file (job progress).
+
+        With ``roots`` (a server job under MMRAG_INGEST_ROOTS), every file found is resolved, links
+        included, and one that leads outside the roots fails without being read."""
+        items, refused = [], []
+        roots = [Path(r).resolve() for r in roots] if roots else None
+        denied = [self.store.data_dir]
+        for f in iter_files(paths):
+            if self._is_own_file(f):
+                continue
+            if roots is not None:
+                real = f.resolve()
+                if not any(real.is_relative_to(r) for r in roots):
+                    refused.append(FileResult(str(f), "failed", "outside MMRAG_INGEST_ROOTS (a link that leads elsewhere): not read"))
+                    continue
+            items.append(Item(f, str(f), f.name, AssetFolder.beside(f, roots or (), denied)))
+        return self.ingest_items(items, collection, progress, on_result, cancelled, refused)
+
+    def ingest_items(self, items: list[Item], collection: str, progress: bool = True,
+                     on_result: Callable[[FileResult, int], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None, refused: list[FileResult] = (),
+                     on_stage: Callable[[Item, str], None] | None = None) -> Summary:
         t0 = time.perf_counter()
         summary = Summary(collection)
         cid = self._collection(collection)
-        files = [f for f in iter_files(paths) if not self._is_own_file(f)]
-        bar = _progress(len(files), progress)
-        workers = self.settings.parse_workers
-        pool = ProcessPoolExecutor(workers, initializer=_init_worker) if workers > 0 and len(files) > 1 else None
-        window = max(2, 2 * workers)  # parsed documents held in memory at once
-        pending: list[tuple[Path, str, int, Future | None]] = []
+        total = len(items) + len(refused)
+        bar = _progress(total, progress)
+        pool = self.pool()
+        window = max(2, 2 * (pool.n if pool else 0))  # parsed documents held in memory at once
+        pending: list[tuple[Item, str, int, Future | None]] = []
         ready: list[tuple] = []
         since_save = 0
         parse_seconds: dict[str, float] = {}
         last_save = [time.monotonic()]
+        is_cancelled = cancelled or (lambda: False)
+        stage = on_stage or (lambda item, name: None)
 
         def finish(result: FileResult) -> None:
             nonlocal since_save
@@ -180,14 +229,20 @@ class Ingestor:
             if result.status == "failed":
                 log.warning("%s: %s", result.path, result.reason)
             if on_result is not None:
-                on_result(result, len(files))
+                on_result(result, total)
             since_save += result.status == "ok"
 
         def flush_ready() -> None:
             nonlocal since_save
             if ready:
-                for res in self._embed_and_commit(ready):
-                    finish(res)
+                if is_cancelled():
+                    for r in ready:
+                        finish(FileResult(r[1], "failed", "cancelled"))
+                else:
+                    for r in ready:
+                        stage(r[6], "embedding")
+                    for res in self._embed_and_commit([r[:6] for r in ready]):
+                        finish(res)
                 ready.clear()
             # Snapshots only shorten the catch-up after a crash (SQLite already holds every commit),
             # and each rewrites whole index files: keep them few on big collections.
@@ -197,28 +252,47 @@ class Ingestor:
                 last_save[0] = time.monotonic()
 
         def drain_one() -> None:
-            path, digest, size, fut = pending.pop(0)
-            parsed, error, secs = fut.result() if fut else _parse_file(str(path), self.settings, str(self.store.blob_dir))
+            item, digest, size, fut = pending.pop(0)
+            if fut is None:
+                stage(item, "parsing")
+                parsed, error, secs = parse_file(str(item.path), item.name, self.settings, str(self.store.blob_dir), item.assets)
+            else:
+                parsed, error, secs = fut.result()
+            if error is None and len(parsed.units) > self.settings.max_units:
+                error = (f"{len(parsed.units)} units, over the {self.settings.max_units} unit limit of one document "
+                         "(MMRAG_MAX_UNITS): split the file")
             if error is not None:
-                with self.store.writer():
-                    doc_id = self.store.docs.record_failure(cid, str(path), path.name, digest, error, size)
-                finish(FileResult(str(path), "failed", error, doc_id, seconds=secs))
+                if error != "cancelled":
+                    with self.store.writer():
+                        doc_id = self.store.docs.record_failure(cid, item.source, item.name, digest, error, size)
+                else:
+                    doc_id = None
+                finish(FileResult(item.source, "failed", error, doc_id, seconds=secs))
                 return
-            parse_seconds[str(path)] = secs
-            ready.append((cid, str(path), path.name, digest, size, parsed))
+            parse_seconds[item.source] = secs
+            ready.append((cid, item.source, item.name, digest, size, parsed, item))
             if sum(len(r[5].units) for r in ready) >= 4 * self.settings.embed_batch_size:  # the last batch flushes after the loop
                 flush_ready()
 
         try:
+            for result in refused:
+                finish(result)
             with self.store.writer():
-                for path in files:
-                    result = self._precheck(cid, path)
+                for item in items:
+                    if is_cancelled():
+                        finish(FileResult(item.source, "failed", "cancelled"))
+                        continue
+                    result = self._precheck(cid, item)
                     if isinstance(result, FileResult):
                         finish(result)
                         continue
                     digest, size = result
-                    fut = pool.submit(_parse_file, str(path), self.settings, str(self.store.blob_dir)) if pool else None
-                    pending.append((path, digest, size, fut))
+                    if pool is not None:
+                        stage(item, "parsing")
+                        fut = pool.submit(str(item.path), item.name, item.assets, is_cancelled)
+                    else:
+                        fut = None
+                    pending.append((item, digest, size, fut))
                     while len(pending) >= window or (pool is None and pending):
                         drain_one()
                 while pending:
@@ -226,8 +300,9 @@ class Ingestor:
                 flush_ready()
                 self.store.save(cid)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+            for _item, _d, _s, fut in pending:
+                if fut is not None:
+                    fut.cancel()
             bar.close()
         summary.seconds = time.perf_counter() - t0
         return summary
@@ -238,10 +313,11 @@ class Ingestor:
         p = path.resolve()
         if p.parent == data:
             return p.name.startswith(("mmrag.sqlite", "writer.lock"))
-        return any(p.is_relative_to(data / sub) for sub in ("indexes", "blobs", "models", "open_clip_configs"))
+        return any(p.is_relative_to(data / sub) for sub in ("indexes", "blobs", "models", "open_clip_configs", "uploads"))
 
-    def _precheck(self, cid: int, path: Path) -> FileResult | tuple[str, int]:
+    def _precheck(self, cid: int, item: Item) -> FileResult | tuple[str, int]:
         """Read and hash a file; unchanged files are skipped before any parsing."""
+        path = item.path
         try:
             if not path.exists():
                 raise FileNotFoundError("no such file")
@@ -249,14 +325,19 @@ class Ingestor:
             if size > self.settings.max_file_mb * 2**20:
                 reason = f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit (MMRAG_MAX_FILE_MB)"
                 with self.store.writer():
-                    doc_id = self.store.docs.record_failure(cid, str(path), path.name, None, reason, size)
-                return FileResult(str(path), "failed", reason, doc_id)
+                    doc_id = self.store.docs.record_failure(cid, item.source, item.name, None, reason, size)
+                return FileResult(item.source, "failed", reason, doc_id)
             digest = content_hash(path.read_bytes())
         except OSError as exc:
-            return FileResult(str(path), "failed", f"cannot read file ({exc.strerror or exc})")
-        existing = self.store.docs.document_by_source(cid, str(path))
+            return FileResult(item.source, "failed", f"cannot read file ({exc.strerror or exc})")
+        existing = self.store.docs.document_by_source(cid, item.source)
         if existing and existing["status"] == "done" and existing["content_hash"] == digest:
-            return FileResult(str(path), "skipped", "unchanged", existing["id"], existing["n_units"], existing["format"])
+            return FileResult(item.source, "skipped", "unchanged", existing["id"], existing["n_units"], existing["format"])
+        if existing and existing["status"] == "done" and not item.replace:
+            # never silent: another file under this name is stored; the caller must ask to replace it
+            return FileResult(item.source, "failed", f"a different document named {item.name!r} is already stored "
+                              f"(id {existing['id']}): upload with replace=true to replace it", existing["id"],
+                              conflict=True)
         return digest, size
 
     # -- embedding and commit ------------------------------------------------------------

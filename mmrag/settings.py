@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = 80_000_000
     max_zip_ratio: float = 200.0
     max_zip_uncompressed_mb: float = 2048.0
+    max_xml_mb: float = Field(64.0, description="largest inflated XML part of a DOCX/PPTX (document.xml, a slide)")
+    max_paragraphs: int = Field(200_000, description="paragraphs and table cells of one DOCX/PPTX")
+    max_units: int = Field(25_000, description="units of one document (a 2,000-page report makes ~10,000)")
+    parse_timeout_s: float = Field(1800.0, description="a document's parse (in its worker) is stopped past this")
+    parse_memory_mb: float = Field(4096.0, description="a parse worker is stopped past this resident memory")
 
     # Embedding
     text_model: str = Field("packaged:multilingual-e5-small",
@@ -82,11 +87,18 @@ class Settings(BaseSettings):
     llm_api_key: str = ""
     llm_timeout_s: float = 60.0
     llm_retries: int = 2
+    llm_deadline_s: float = Field(180.0, description="total time one answer may take, however the server trickles it")
+    llm_max_answer_chars: int = Field(20_000, description="an answer is cut here (and the stream closed)")
     llm_vision: bool = False
     context_tokens: int = 3000
 
     # Service
-    api_keys: str = Field("", description="comma-separated sha256 hex digests of accepted API keys; empty: no auth")
+    api_keys: str = Field("", description="comma-separated sha256 hex digests of admin API keys; empty (and no keys "
+                                          "file): no auth")
+    api_keys_file: Path | None = Field(None, description="JSON list of keys with scopes (README, Security)")
+    open_docs: bool | None = Field(None, description="/docs and /openapi.json without a key; default: open only when no keys are set")
+    open_metrics: bool | None = Field(None, description="/metrics without a key; default: open only when no keys are set")
+    upload_wait_s: float = Field(30.0, ge=0, description="an upload answers 201/409/422 if ingested within this, else 202 and a job")
     max_upload_mb: float = 100.0
     ingest_roots: str = Field("", description="comma-separated folders a batch job may read (POST /jobs with paths); empty: uploads only")
 

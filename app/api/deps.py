@@ -1,13 +1,12 @@
-"""Dependencies injected into routes."""
+"""Dependencies injected into routes: the services, and the caller's key with its scopes."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from app.api.auth import OPEN, Principal, bearer
 from app.services import Services
 
 
@@ -15,22 +14,24 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def require_api_key(request: Request) -> None:
-    """With ``MMRAG_API_KEYS`` set (sha256 hex digests), each request must carry a matching key."""
-    services: Services = request.app.state.services
-    digests = [d.strip().lower() for d in services.settings.api_keys.split(",") if d.strip()]
-    if not digests:
-        return
-    auth = request.headers.get("authorization", "")
-    key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-    given = hashlib.sha256(key.encode()).hexdigest()
-    # compare against every digest, in constant time, so timing says nothing about which part matched
-    ok = False
-    for digest in digests:
-        ok |= hmac.compare_digest(given, digest)
-    if not key or not ok:
-        raise HTTPException(401, "missing or invalid API key (Authorization: Bearer KEY or X-API-Key)")
+def require_api_key(request: Request) -> Principal:
+    """With keys configured, each request must carry one (Authorization: Bearer KEY or X-API-Key)."""
+    keys = request.app.state.keys
+    if not keys.enabled:
+        return OPEN
+    key = bearer(request.headers)
+    principal = keys.authenticate(key) if key else None
+    if principal is None:
+        raise HTTPException(401, "missing or invalid API key (Authorization: Bearer KEY or X-API-Key)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def allow(principal: Principal, action: str, collection: str) -> None:
+    if not principal.can(action, collection):
+        raise HTTPException(403, f"this key ({principal.name}) may not {action} collection {collection!r}")
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+PrincipalDep = Annotated[Principal, Depends(require_api_key)]
 Auth = Depends(require_api_key)

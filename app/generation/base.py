@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,9 +33,18 @@ class GenerationError(RuntimeError):
         self.status = status
 
 
+class GenerationCancelled(GenerationError):
+    """The caller went away; the work stopped (nothing to answer)."""
+
+    def __init__(self, message: str = "cancelled") -> None:
+        super().__init__(message, 499)
+
+
 class Generator(Protocol):
+    """``cancelled`` is polled while an answer is produced: true once the client has gone away."""
+
     name: str
 
-    def generate(self, question: str, sources: list[Source]) -> Answer: ...
+    def generate(self, question: str, sources: list[Source], cancelled: Callable[[], bool] | None = None) -> Answer: ...
 
-    def stream(self, question: str, sources: list[Source]) -> Iterator[str]: ...
+    def stream(self, question: str, sources: list[Source], cancelled: Callable[[], bool] | None = None) -> Iterator[str]: ...

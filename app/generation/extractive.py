@@ -20,7 +20,7 @@ class ExtractiveGenerator:
     def __init__(self, text: TextEmbedder) -> None:
         self.text = text
 
-    def generate(self, question: str, sources: list[Source]) -> Answer:
+    def generate(self, question: str, sources: list[Source], cancelled=None) -> Answer:
         candidates: list[tuple[str, int]] = []
         for src in sources[:SOURCES_READ]:
             if src.unit_type == "table":
@@ -45,5 +45,5 @@ class ExtractiveGenerator:
         text = " ".join(f"{candidates[i][0]} [{candidates[i][1]}]" for i in best)
         return Answer(text, "extractive", self.name)
 
-    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+    def stream(self, question: str, sources: list[Source], cancelled=None) -> Iterator[str]:
         yield self.generate(question, sources).text

@@ -10,12 +10,12 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 
-from app.generation.base import Answer, GenerationError, Source
+from app.generation.base import Answer, GenerationCancelled, GenerationError, Source
 from app.generation.prompt import build_messages
 from mmrag.settings import Settings
 
@@ -32,6 +32,8 @@ class HttpLLMBackend:
         self.retries = settings.llm_retries
         self.vision = settings.llm_vision
         self.budget = settings.context_tokens
+        self.deadline = settings.llm_deadline_s
+        self.max_chars = settings.llm_max_answer_chars
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
         # trust_env: HTTP(S)_PROXY and NO_PROXY from the environment, as air-gapped sites set them
         self.client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), headers=headers, trust_env=True)
@@ -61,18 +63,23 @@ class HttpLLMBackend:
     def _fail(self, what: str, status: int = 502) -> GenerationError:
         return GenerationError(f"LLM backend {self.name!r} at {self.url}: {what}", status)
 
-    def _post(self, body: dict, stream: bool):
+    def _post(self, body: dict, stream: bool, deadline: float):
         url = self.url + self.endpoint
         for attempt in range(self.retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._fail(f"no answer within {self.deadline:g}s (MMRAG_LLM_DEADLINE_S)", 504)
             try:
-                request = self.client.build_request("POST", url, json=body)
-                response = self.client.send(request, stream=stream)
+                # every read waits at most what is left of the deadline, so a silent server cannot outlast it
+                timeout = httpx.Timeout(min(self.timeout, left), connect=min(10.0, self.timeout, left))
+                request = self.client.build_request("POST", url, json=body, timeout=timeout)
+                response = self.client.send(request, stream=True)
                 if response.status_code >= 500 and attempt < self.retries:
                     response.close()
                     time.sleep(0.5 * 2**attempt)
                     continue
                 if response.status_code >= 400:
-                    text = response.read().decode(errors="replace")[:300]
+                    text = next(response.iter_bytes(1024), b"").decode(errors="replace")[:300]
                     response.close()
                     raise self._fail(f"answered HTTP {response.status_code}: {text}")
                 return response
@@ -85,31 +92,68 @@ class HttpLLMBackend:
                 raise self._fail(f"unreachable ({exc})") from exc
         raise self._fail("no answer")
 
-    def generate(self, question: str, sources: list[Source]) -> Answer:
-        response = self._post(self.payload(self._messages(question, sources), stream=False), stream=False)
-        try:
-            body = response.json()
-            text = self.parse(body)
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-            raise self._fail(f"returned malformed JSON ({type(exc).__name__}: {exc})") from exc
-        return Answer(text.strip(), "generated", self.name, self.model, body.get("usage", {}) if isinstance(body, dict) else {})
+    def _guard(self, deadline: float, cancelled: Callable[[], bool] | None) -> None:
+        """Checked between chunks: a server trickling one byte at a time still meets the deadline."""
+        if cancelled is not None and cancelled():
+            raise GenerationCancelled("the client went away")
+        if time.monotonic() > deadline:
+            raise self._fail(f"no complete answer within {self.deadline:g}s (MMRAG_LLM_DEADLINE_S)", 504)
 
-    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
-        response = self._post(self.payload(self._messages(question, sources), stream=True), stream=True)
+    def generate(self, question: str, sources: list[Source], cancelled: Callable[[], bool] | None = None) -> Answer:
+        deadline = time.monotonic() + self.deadline
+        response = self._post(self.payload(self._messages(question, sources), stream=False), False, deadline)
+        cap = self.max_chars * 4 + 65536  # JSON around an answer of max_chars UTF-8 characters
+        raw = bytearray()
+        try:
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if len(raw) > cap:
+                    raise self._fail(f"answer over {cap} bytes (MMRAG_LLM_MAX_ANSWER_CHARS): refused")
+                self._guard(deadline, cancelled)
+        except httpx.TimeoutException as exc:
+            raise self._fail(f"timed out after {self.timeout:g}s while answering", 504) from exc
+        except httpx.TransportError as exc:
+            raise self._fail(f"broke off while answering ({exc})") from exc
+        finally:
+            response.close()
+        try:
+            body = json.loads(bytes(raw))
+            text = self.parse(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self._fail(f"returned malformed JSON ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(text, str):
+            raise self._fail(f"returned no answer text (content is {type(text).__name__})")
+        return Answer(text.strip()[: self.max_chars], "generated", self.name, self.model,
+                      body.get("usage", {}) if isinstance(body, dict) else {})
+
+    def stream(self, question: str, sources: list[Source], cancelled: Callable[[], bool] | None = None) -> Iterator[str]:
+        deadline = time.monotonic() + self.deadline
+        response = self._post(self.payload(self._messages(question, sources), stream=True), True, deadline)
+        sent = 0
         try:
             for line in response.iter_lines():
+                self._guard(deadline, cancelled)
+                if len(line) > self.max_chars * 4 + 65536:
+                    raise self._fail("sent a stream line over the answer size limit")
                 if not line.strip():
                     continue
                 try:
                     delta = self.parse_stream_line(line)
-                except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+                except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
                     raise self._fail(f"sent a malformed stream line ({exc}): {line[:120]!r}") from exc
                 if delta is None:
                     break
                 if delta:
+                    delta = delta[: self.max_chars - sent]
+                    sent += len(delta)
                     yield delta
+                    if sent >= self.max_chars:
+                        log.warning("LLM answer cut at %d characters (MMRAG_LLM_MAX_ANSWER_CHARS)", self.max_chars)
+                        break
         except httpx.TimeoutException as exc:
             raise self._fail(f"stream timed out after {self.timeout:g}s", 504) from exc
+        except httpx.TransportError as exc:
+            raise self._fail(f"stream broke off ({exc})") from exc
         finally:
             response.close()
 
@@ -136,7 +180,8 @@ class OpenAICompatibleBackend(HttpLLMBackend):
         data = line[5:].strip()
         if data == "[DONE]":
             return None
-        return json.loads(data)["choices"][0].get("delta", {}).get("content") or ""
+        choices = json.loads(data).get("choices") or [{}]
+        return (choices[0].get("delta") or {}).get("content") or ""
 
     def attach_images(self, messages, sources):
         parts = [{"type": "text", "text": messages[-1]["content"]}]
@@ -166,7 +211,8 @@ class OllamaBackend(HttpLLMBackend):
         obj = json.loads(line)
         if obj.get("error"):
             raise self._fail(f"stream error: {obj['error']}")
-        return None if obj.get("done") and not obj.get("message", {}).get("content") else obj["message"]["content"]
+        content = (obj.get("message") or {}).get("content")
+        return None if obj.get("done") and not content else (content or "")
 
     def attach_images(self, messages, sources):
         last = dict(messages[-1])

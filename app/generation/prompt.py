@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from app.generation.base import Source
 from ingest.chunking import count_tokens
 
@@ -13,9 +16,17 @@ SYSTEM = (
 )
 
 
+_TAG = re.compile(r"<(/?\s*source)", re.I)
+
+
 def _escape(text: str) -> str:
-    # a document must not be able to close its own delimiter and speak as the user
-    return text.replace("<source", "&lt;source").replace("</source", "&lt;/source")
+    # a document must not be able to close its own delimiter and speak as the user: <source, </SOURCE, < /Source
+    return _TAG.sub(r"&lt;\1", text)
+
+
+def _attr(text: str) -> str:
+    """A value inside a double-quoted attribute: a file name with quotes or angle brackets stays inside it."""
+    return html.escape(" ".join(text.split()), quote=True)
 
 
 def fit_sources(sources: list[Source], budget_tokens: int) -> list[Source]:
@@ -35,7 +46,7 @@ def fit_sources(sources: list[Source], budget_tokens: int) -> list[Source]:
 
 
 def build_messages(question: str, sources: list[Source], budget_tokens: int) -> list[dict]:
-    blocks = [f'<source id="{s.number}" from="{_escape(s.label)}">\n{_escape(s.text)}\n</source>'
+    blocks = [f'<source id="{s.number}" from="{_attr(s.label)}">\n{_escape(s.text)}\n</source>'
               for s in fit_sources(sources, budget_tokens)]
     user = "Sources:\n" + "\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer with citations:"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

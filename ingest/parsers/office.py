@@ -12,7 +12,7 @@ import re
 
 from ingest.blocks import Block, normalise_rows
 from ingest.limits import check_pages, check_zip
-from mmrag.errors import CorruptDocument
+from mmrag.errors import CorruptDocument, LimitExceeded
 from mmrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,13 @@ def parse_docx(data: bytes, settings: Settings) -> list[Block]:
     except Exception as exc:
         raise CorruptDocument(f"DOCX cannot be read ({type(exc).__name__}: {exc})") from exc
     part = document.part
+    body = document.element.body
+    n_paragraphs = sum(1 for _ in body.iter(f"{{{_NS['w']}}}p"))
+    if n_paragraphs > settings.max_paragraphs:
+        raise LimitExceeded(f"{n_paragraphs} paragraphs, over the {settings.max_paragraphs} limit (MMRAG_MAX_PARAGRAPHS)")
+    styles: dict[str | None, str] = {}  # python-docx looks a style up in the styles part on every call
     blocks: list[Block] = []
-    for child in document.element.body.iterchildren():
+    for child in body.iterchildren():
         tag = child.tag.split("}")[-1]
         if tag == "p":
             para = Paragraph(child, document)
@@ -53,7 +58,10 @@ def parse_docx(data: bytes, settings: Settings) -> list[Block]:
             text = para.text.strip()
             if not text:
                 continue
-            style = (para.style.name if para.style is not None else "") or ""
+            style_id = child.style
+            if style_id not in styles:
+                styles[style_id] = (para.style.name if para.style is not None else "") or ""
+            style = styles[style_id]
             m = _HEADING_RE.match(style)
             if style.lower() == "title":
                 blocks.append(Block("heading", text, level=1))

@@ -16,7 +16,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from ingest.blocks import Block, normalise_rows
-from ingest.limits import check_pages, image_fits
+from ingest.limits import check_pages, image_fits, render_scale
 from ingest.ocr import OcrEngine, lines_to_paragraphs
 from mmrag.errors import CorruptDocument, EncryptedDocument
 from mmrag.settings import Settings
@@ -236,7 +236,7 @@ def _image_block(obj, page_no: int, page_height: float, settings: Settings) -> B
 
 
 def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine) -> list[Block]:
-    scale = settings.ocr_dpi / 72
+    scale = render_scale(width, height, settings.ocr_dpi, settings)  # checked before a pixel is allocated
     pil = page.render(scale=scale, grayscale=True).to_pil()
     lines = ocr.read(pil)
     blocks = []

@@ -6,8 +6,8 @@ import base64
 import binascii
 import logging
 import re
-from pathlib import Path
 
+from ingest.assets import AssetFolder
 from ingest.blocks import Block, normalise_rows
 from ingest.detect import decode_text
 
@@ -19,7 +19,7 @@ _CONTAINERS = {"div", "section", "article", "main", "body", "html", "ul", "ol", 
 _DATA_URI = re.compile(r"^data:image/([a-z0-9.+-]+);base64,(.*)$", re.I | re.S)
 
 
-def parse_html(data: bytes | str, source: Path | None = None) -> list[Block]:
+def parse_html(data: bytes | str, assets: AssetFolder | None = None) -> list[Block]:
     import lxml.html
 
     text = data if isinstance(data, str) else decode_text(data)
@@ -27,7 +27,7 @@ def parse_html(data: bytes | str, source: Path | None = None) -> list[Block]:
         return []
     root = lxml.html.document_fromstring(text)
     blocks: list[Block] = []
-    _walk(root, blocks, source)
+    _walk(root, blocks, assets)
     return blocks
 
 
@@ -35,7 +35,7 @@ def _text(el) -> str:
     return " ".join(el.text_content().split())
 
 
-def _walk(el, blocks: list[Block], source: Path | None) -> None:
+def _walk(el, blocks: list[Block], assets: AssetFolder | None) -> None:
     for child in el:
         tag = child.tag if isinstance(child.tag, str) else ""
         tag = tag.lower()
@@ -48,16 +48,16 @@ def _walk(el, blocks: list[Block], source: Path | None) -> None:
         elif tag == "table":
             _table(child, blocks)
         elif tag == "img":
-            _image(child, blocks, source)
+            _image(child, blocks, assets)
         elif tag == "figure":
             for img in child.iter("img"):
-                _image(img, blocks, source)
+                _image(img, blocks, assets)
             cap = child.find(".//figcaption")
             if cap is not None and blocks and blocks[-1].kind == "image":
                 blocks[-1].caption = _text(cap)
         elif tag in _BLOCK_TEXT:
             for img in child.iter("img"):
-                _image(img, blocks, source)
+                _image(img, blocks, assets)
             text = child.text_content().strip() if tag == "pre" else _text(child)
             if text:
                 blocks.append(Block("paragraph", text))
@@ -66,7 +66,7 @@ def _walk(el, blocks: list[Block], source: Path | None) -> None:
             own = " ".join((child.text or "").split())
             if own and tag not in ("ul", "ol", "dl"):
                 blocks.append(Block("paragraph", own))
-            _walk(child, blocks, source)
+            _walk(child, blocks, assets)
             tail = " ".join((child.tail or "").split())
             if tail:
                 blocks.append(Block("paragraph", tail))
@@ -89,7 +89,7 @@ def _table(el, blocks: list[Block]) -> None:
         blocks.append(Block("table", rows=rows, caption=caption))
 
 
-def _image(el, blocks: list[Block], source: Path | None) -> None:
+def _image(el, blocks: list[Block], assets: AssetFolder | None) -> None:
     src = (el.get("src") or "").strip()
     alt = (el.get("alt") or el.get("title") or "").strip() or None
     data, ext = None, "png"
@@ -99,23 +99,22 @@ def _image(el, blocks: list[Block], source: Path | None) -> None:
             data, ext = base64.b64decode(m.group(2), validate=False), m.group(1).lower().replace("jpeg", "jpg")
         except (binascii.Error, ValueError):
             data = None
-    elif src and source is not None and "://" not in src and not src.startswith("//"):
-        # A local file next to the page; never fetched over the network (no SSRF), never outside its folder.
-        base = source.parent.resolve()
-        path = (base / src.split("?")[0].split("#")[0]).resolve()
-        if path.is_relative_to(base) and path.is_file() and path.stat().st_size < 50 * 2**20:
-            data, ext = path.read_bytes(), path.suffix.lstrip(".").lower() or "png"
+    elif src and assets is not None and ":" not in src.split("/")[0] and not src.startswith("//"):
+        # A local file beside the page (never fetched over the network: no SSRF); AssetFolder says which.
+        found = assets.read_image(src)
+        if found:
+            data, ext = found
     if data:
         blocks.append(Block("image", image=data, image_ext=ext, alt=alt))
     elif alt:
         blocks.append(Block("paragraph", f"[image: {alt}]", meta={"image_alt_only": True}))
 
 
-def parse_markdown(data: bytes, source: Path | None = None) -> list[Block]:
+def parse_markdown(data: bytes, assets: AssetFolder | None = None) -> list[Block]:
     from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark").enable("table")
-    return parse_html(md.render(decode_text(data)), source)
+    return parse_html(md.render(decode_text(data)), assets)
 
 
 def parse_text(data: bytes) -> list[Block]:

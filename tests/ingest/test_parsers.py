@@ -7,13 +7,14 @@ import sys
 import pytest
 from PIL import Image
 
+from ingest.assets import AssetFolder
 from ingest.parse import DirectoryImageSink, parse_document
 from tests.fixturegen import CAPTION, HEADING, OCR_WORDS, PARA1, PARA2, TABLE, ZH_TEXT
 
 
 def parse(fixtures, name, settings, tmp_path):
     path = fixtures[name]
-    return parse_document(path.read_bytes(), str(path), settings, DirectoryImageSink(tmp_path / "img"))
+    return parse_document(path.read_bytes(), str(path), settings, DirectoryImageSink(tmp_path / "img"), AssetFolder.beside(path))
 
 
 def by_type(doc, kind):

@@ -2,18 +2,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from app.api.deps import Auth, ServicesDep
+from app.api.deps import PrincipalDep, ServicesDep, allow
+from app.api.routes.documents import CollectionName
+from indexes.store import WriterBusy
 
-router = APIRouter(tags=["collections"], dependencies=[Auth])
+router = APIRouter(tags=["collections"])
 
 
 @router.get("/collections")
-def list_collections(services: ServicesDep) -> list[dict]:
-    return services.store.docs.collections()
+def list_collections(services: ServicesDep, principal: PrincipalDep) -> list[dict]:
+    """The collections this key may read or write."""
+    return [c for c in services.store.docs.collections() if principal.can("read", c["name"]) or principal.can("write", c["name"])]
 
 
 @router.get("/collections/{name}/documents")
-def list_documents(name: str, services: ServicesDep) -> dict:
+def list_documents(name: CollectionName, services: ServicesDep, principal: PrincipalDep) -> dict:
+    allow(principal, "read", name)
     cid = services.store.docs.collection_id(name)
     if cid is None:
         raise HTTPException(404, f"no collection named {name!r}")
@@ -21,8 +25,13 @@ def list_documents(name: str, services: ServicesDep) -> dict:
 
 
 @router.delete("/collections/{name}", status_code=204)
-def delete_collection(name: str, services: ServicesDep) -> None:
+def delete_collection(name: CollectionName, services: ServicesDep, principal: PrincipalDep) -> None:
+    allow(principal, "manage", name)
     cid = services.store.docs.collection_id(name)
     if cid is None:
         raise HTTPException(404, f"no collection named {name!r}")
-    services.store.delete_collection(cid)
+    try:
+        with services.store.writer(wait_s=15):  # an ingestion job holds it: answer 503, not a hung request
+            services.store.delete_collection(cid)
+    except WriterBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from exc

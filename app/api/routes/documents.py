@@ -1,51 +1,77 @@
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
+import time
+from pathlib import Path as FsPath
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
 
-from app.api.deps import Auth, ServicesDep
+from app.api.deps import PrincipalDep, ServicesDep, allow
 from app.api.routes import metrics
+from app.api.routes.uploads import stage
+from indexes.store import WriterBusy
 
-router = APIRouter(tags=["documents"], dependencies=[Auth])
+router = APIRouter(tags=["documents"])
+CollectionName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/\\]+$")]
+DocId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("/collections/{name}/documents", status_code=201)
-def upload(name: str, file: UploadFile, services: ServicesDep):
-    """Upload one document. 201: stored; 409: the same file is already stored; 422: it could not be ingested (why)."""
-    limit = int(services.settings.max_upload_mb * 2**20)
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(413, f"file over {services.settings.max_upload_mb:g} MB (MMRAG_MAX_UPLOAD_MB)")
-    file_name = Path(file.filename or "upload").name  # never a path from the client
-    with services.ingest_lock:
-        result = services.ingestor.ingest_bytes(data, file_name, name)
+@router.post("/collections/{name}/documents", status_code=201,
+             responses={202: {"description": "accepted: still ingesting, poll the job"}, 409: {}, 413: {}, 422: {}})
+async def upload(name: CollectionName, request: Request, services: ServicesDep, principal: PrincipalDep,
+                 file: UploadFile = File(...), replace: bool = Query(False, description="replace a stored document of the same name")):
+    """Upload one document. It is ingested as a job; the request waits up to MMRAG_UPLOAD_WAIT_S for it:
+    201 stored, 409 already stored (unchanged, or another document under this name without replace=true),
+    422 it could not be ingested (why); past the wait, 202 with the job to poll (GET /jobs/{id})."""
+    allow(principal, "write", name)
+    runner = request.app.state.jobs
+    job = await stage([file], name, replace, runner, services, principal.name)
+    deadline = time.monotonic() + services.settings.upload_wait_s
+    while not job.finished.is_set():
+        if await request.is_disconnected():
+            runner.cancel(job)  # nobody will read the answer: stop the work
+            return Response(status_code=499)
+        if time.monotonic() > deadline:
+            return JSONResponse({"job": job.to_dict(), "detail": "still ingesting: poll the job"}, status_code=202,
+                                headers={"Location": f"/jobs/{job.id}"})
+        await asyncio.sleep(0.05)
+    if not job.results:
+        return JSONResponse({"job": job.to_dict(), "detail": job.error or job.status}, status_code=500 if job.error else 422)
+    result = job.results[0]
     metrics.INGESTED.labels(result.status).inc()
-    body = {"document_id": result.document_id, "file_name": file_name, "status": result.status,
-            "units": result.units, "format": result.format, "reason": result.reason}
+    item = job.items[0]
+    body = {"document_id": result.document_id, "file_name": item.name, "status": result.status, "units": result.units,
+            "format": result.format, "reason": result.reason, "job_id": job.id}
+    if result.conflict:
+        return JSONResponse({**body, "detail": result.reason}, status_code=409)
     if result.status == "failed":
         return JSONResponse(body, status_code=422)
     if result.status == "skipped":
         return JSONResponse({**body, "detail": "this file is already stored unchanged"}, status_code=409)
-    return body
+    return JSONResponse(body, status_code=201)
 
 
-def _document(services, doc_id: int) -> dict:
+def document_for(services, principal, doc_id: int, action: str = "read") -> dict:
+    """The document, if this key may ``action`` its collection; 404 otherwise (its existence is not told)."""
     doc = services.store.docs.document(doc_id)
-    if doc is None:
+    collection = services.store.docs.collection_name(doc["collection_id"]) if doc else None
+    if doc is None or collection is None or not principal.can(action, collection):
+        if doc is not None and collection is not None and principal.can("read", collection):
+            allow(principal, action, collection)  # it may see the document: say what it lacks
         raise HTTPException(404, f"no document {doc_id}")
     return doc
 
 
 @router.get("/documents/{doc_id}")
-def get_document(doc_id: int, services: ServicesDep) -> dict:
-    return _document(services, doc_id)
+def get_document(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) -> dict:
+    return document_for(services, principal, doc_id)
 
 
 @router.get("/documents/{doc_id}/units")
-def get_units(doc_id: int, services: ServicesDep) -> dict:
-    _document(services, doc_id)
+def get_units(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) -> dict:
+    document_for(services, principal, doc_id)
     units = []
     for u in services.store.docs.document_units(doc_id):
         d = {k: v for k, v in u.__dict__.items() if k != "image_path"}  # server paths stay on the server
@@ -55,18 +81,24 @@ def get_units(doc_id: int, services: ServicesDep) -> dict:
 
 
 @router.delete("/documents/{doc_id}", status_code=204)
-def delete_document(doc_id: int, services: ServicesDep) -> None:
-    _document(services, doc_id)
-    with services.ingest_lock:
-        services.store.delete_document(doc_id)
+def delete_document(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) -> None:
+    document_for(services, principal, doc_id, "write")
+    try:
+        with services.store.writer(wait_s=15):
+            services.store.delete_document(doc_id)
+    except KeyError:
+        raise HTTPException(404, f"no document {doc_id}") from None
+    except WriterBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from exc
 
 
 @router.get("/units/{unit_id}/image")
-def unit_image(unit_id: int, services: ServicesDep):
+def unit_image(unit_id: DocId, services: ServicesDep, principal: PrincipalDep):
     unit = services.store.docs.units([unit_id]).get(unit_id)
     if unit is None or not unit.image_path:
         raise HTTPException(404, f"unit {unit_id} has no image")
-    path = Path(unit.image_path)
+    document_for(services, principal, unit.document_id)
+    path = FsPath(unit.image_path)
     if not path.resolve().is_relative_to(services.store.blob_dir.resolve()) or not path.exists():
         raise HTTPException(404, "image file is gone")
     return FileResponse(path)

@@ -5,17 +5,18 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict:
+async def healthz() -> dict:
     """The process is up."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-def readyz(request: Request):
-    """Models are loaded and the docstore answers."""
+async def readyz(request: Request):
+    """Models are loaded and the docstore answers. Async, like /healthz: neither waits for a thread
+    that ingestion or queries may all be holding."""
     services = request.app.state.services
     try:
-        services.store.docs.query("SELECT 1")
+        services.store.docs.query("SELECT 1")  # WAL: a read never waits for a writer
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "reason": f"docstore: {exc}"}, status_code=503)
     if not request.app.state.ready:

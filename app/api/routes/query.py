@@ -1,53 +1,85 @@
-"""POST /query: retrieval with citations, and an answer (streamed as server-sent events on request)."""
+"""POST /query: retrieval with citations, and an answer (streamed as server-sent events on request).
+
+Retrieval and generation run in a worker thread while the request watches its connection: a client
+that goes away stops the LLM call (its ``cancelled`` flag), instead of leaving a thread reading an
+answer nobody will get.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Literal
+import threading
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+import anyio
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.deps import Auth, ServicesDep
+from app.api.deps import PrincipalDep, ServicesDep, allow
 from app.api.routes import metrics
-from app.generation.base import GenerationError
+from app.generation.base import GenerationCancelled, GenerationError
 from app.retrieval import Filters
 
-router = APIRouter(tags=["query"], dependencies=[Auth])
+router = APIRouter(tags=["query"])
+UnitId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class QueryFilters(BaseModel):
     # an unknown field is refused, not ignored: a misspelt filter ("modality") would otherwise return unfiltered results
     model_config = ConfigDict(extra="forbid")
 
-    types: list[Literal["text", "table", "image"]] | None = Field(None, description="only these unit types")
-    document_ids: list[int] | None = Field(None, description="only these documents")
+    types: list[Literal["text", "table", "image"]] | None = Field(None, description="only these unit types; [] matches nothing")
+    document_ids: list[UnitId] | None = Field(None, max_length=100_000, description="only these documents; [] matches nothing")
 
 
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # as for the filters: "topk" or "filter" must not pass silently
 
     query: str = Field(..., min_length=1, max_length=4000)
-    collection: str = "default"
+    collection: str = Field("default", min_length=1, max_length=128)
     top_k: int = Field(5, ge=1, le=100)
     filters: QueryFilters | None = None
     generate: bool = True
     stream: bool = False
 
+    @field_validator("query")
+    @classmethod
+    def _encodable(cls, v: str) -> str:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") from a JSON escape
+            raise ValueError("query holds a character that is not valid Unicode (a lone surrogate)") from exc
+        return v
+
 
 @router.post("/query")
-def query(req: QueryRequest, services: ServicesDep, stream: bool = Query(False, description="stream the answer as SSE")):
+async def query(req: QueryRequest, request: Request, services: ServicesDep, principal: PrincipalDep,
+                stream: bool = Query(False, description="stream the answer as SSE")):
+    allow(principal, "read", req.collection)
     filters = Filters(req.filters.types, req.filters.document_ids) if req.filters else None
     pipeline = services.pipeline
     if services.store.docs.collection_id(req.collection) is None:
         raise HTTPException(404, f"no collection named {req.collection!r}")
     if stream or req.stream:
         return StreamingResponse(_sse(pipeline, req, filters), media_type="text/event-stream")
+    cancel = threading.Event()
+    work = asyncio.ensure_future(anyio.to_thread.run_sync(
+        lambda: pipeline.run(req.query, req.collection, req.top_k, filters, req.generate, cancelled=cancel.is_set)))
     try:
-        result = pipeline.run(req.query, req.collection, req.top_k, filters, req.generate)
+        while not work.done():
+            await asyncio.wait({work}, timeout=0.25)
+            if not work.done() and await request.is_disconnected():
+                cancel.set()
+                break
+        result = await work
+    except GenerationCancelled:
+        return Response(status_code=499)
     except GenerationError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
+    finally:
+        cancel.set()
     metrics.observe_stages(result.timings)
     return result.to_dict()
 
@@ -56,15 +88,26 @@ def _event(name: str, data) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _sse(pipeline, req: QueryRequest, filters):
-    """Events: ``citations`` (once), ``token`` (answer text deltas), ``done`` or ``error``."""
-    _, sources, citations, timings = pipeline.retrieve(req.query, req.collection, req.top_k, filters)
-    yield _event("citations", {"citations": citations, "timings_ms": timings})
-    if req.generate:
-        try:
-            for delta in pipeline.generator.stream(req.query, sources):
-                yield _event("token", {"text": delta})
-        except GenerationError as exc:
-            yield _event("error", {"status": exc.status, "detail": str(exc)})
-            return
-    yield _event("done", {"backend": pipeline.generator.name})
+_END = object()
+
+
+async def _sse(pipeline, req: QueryRequest, filters):
+    """Events: ``citations`` (once), ``token`` (answer text deltas), ``done`` or ``error``. When the
+    client disconnects, the response stops iterating this generator; ``finally`` flags the LLM call."""
+    cancel = threading.Event()
+    try:
+        _, sources, citations, timings = await anyio.to_thread.run_sync(pipeline.retrieve, req.query, req.collection, req.top_k, filters)
+        yield _event("citations", {"citations": citations, "timings_ms": timings})
+        if req.generate:
+            try:
+                deltas = pipeline.generator.stream(req.query, sources, cancelled=cancel.is_set)
+                while (delta := await anyio.to_thread.run_sync(next, deltas, _END)) is not _END:
+                    yield _event("token", {"text": delta})
+            except GenerationCancelled:
+                return
+            except GenerationError as exc:
+                yield _event("error", {"status": exc.status, "detail": str(exc)})
+                return
+        yield _event("done", {"backend": pipeline.generator.name})
+    finally:
+        cancel.set()
