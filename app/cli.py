@@ -190,6 +190,10 @@ def cmd_serve(args) -> int:
     from app.main import create_app
 
     settings = _settings(args)
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 PID: every thread's stack on stderr
     import torch
 
     # Serving runs many small requests at once: one intra-op thread per request measured faster on

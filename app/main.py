@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 
 from app.api import routes
 from app.api.auth import KeyRing, bearer
@@ -22,50 +26,38 @@ from mmrag.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class GatesAndMetrics:
+    """/docs, /openapi.json and /metrics behind a key when keys are set; request counts and latency.
+    Plain ASGI rather than ``@app.middleware``: that wrapper gets between a route and the client's
+    disconnect, which uploads and queries watch to stop abandoned work."""
 
-
-class BodyLimit:
-    """Stops reading a request body at the limit, whether or not it declares a Content-Length:
-    a chunked upload is not spooled whole before it is refused."""
-
-    def __init__(self, app, limit: int, label: str) -> None:
-        self.app, self.limit, self.label = app, limit, label
+    def __init__(self, app, keys: KeyRing, open_docs: bool, open_metrics: bool) -> None:
+        self.app, self.keys, self.open_docs, self.open_metrics = app, keys, open_docs, open_metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.limit:
-            return await self._refuse(send)
-        seen, started = 0, False
+        path = scope["path"]
+        if path in ("/docs", "/openapi.json", "/metrics") and not (self.open_metrics if path == "/metrics" else self.open_docs):
+            key = bearer(Headers(scope=scope))
+            principal = self.keys.authenticate(key) if key else None
+            if principal is None or (path == "/metrics" and not principal.admin):
+                what = "an admin key" if path == "/metrics" else "a key"
+                flag = "METRICS" if path == "/metrics" else "DOCS"
+                response = JSONResponse({"detail": f"{path} needs {what} (or MMRAG_OPEN_{flag}=true)"}, status_code=401)
+                return await response(scope, receive, send)
+        status = [500]
 
-        async def counted_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge()
-            return message
-
-        async def tracked_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def observed_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
             await send(message)
 
+        t0 = time.perf_counter()
         try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send):
-        body = f'{{"detail": "request body over {self.label} (MMRAG_MAX_UPLOAD_MB)"}}'.encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+            await self.app(scope, receive, observed_send)
+        finally:
+            routes.metrics.observe(scope, status[0], time.perf_counter() - t0)
 
 
 def create_app(settings: Settings | None = None, warm: bool = True) -> FastAPI:
@@ -85,28 +77,17 @@ def create_app(settings: Settings | None = None, warm: bool = True) -> FastAPI:
         yield
         services.close()
 
+    # max_body_size: the body is counted as it arrives, so a chunked upload with no Content-Length is
+    # refused at the limit instead of being spooled whole first (room for the multipart framing)
     app = FastAPI(title="mmrag", version=__version__, lifespan=lifespan, docs_url=None,
+                  max_body_size=int(settings.max_upload_mb * 2**20) + 2**20,
                   description="Multimodal retrieval-augmented generation over your documents, with cited evidence.")
     app.state.services = services
     app.state.keys = keys
     app.state.jobs = JobRunner(services)
     app.state.ready = False
 
-    @app.middleware("http")
-    async def gates_and_metrics(request: Request, call_next):
-        path = request.url.path
-        if path in ("/docs", "/openapi.json", "/metrics") and not (open_metrics if path == "/metrics" else open_docs):
-            principal = keys.authenticate(bearer(request.headers)) if bearer(request.headers) else None
-            if principal is None or (path == "/metrics" and not principal.admin):
-                what = "an admin key" if path == "/metrics" else "a key"
-                return JSONResponse({"detail": f"{path} needs {what} (or MMRAG_OPEN_{'METRICS' if path == '/metrics' else 'DOCS'}=true)"},
-                                    status_code=401)
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        routes.metrics.observe(request, response.status_code, time.perf_counter() - t0)
-        return response
-
-    app.add_middleware(BodyLimit, limit=int(settings.max_upload_mb * 2**20) + 2**20, label=f"{settings.max_upload_mb:g} MB")
+    app.add_middleware(GatesAndMetrics, keys=keys, open_docs=open_docs, open_metrics=open_metrics)
 
     for router in routes.ROUTERS:
         app.include_router(router)
@@ -114,6 +95,12 @@ def create_app(settings: Settings | None = None, warm: bool = True) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="mmrag")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # ASCII-escaped JSON: the echoed input may hold a lone surrogate, which UTF-8 cannot encode
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(WriterBusy)
     async def writer_busy(request: Request, exc: WriterBusy) -> JSONResponse:

@@ -23,7 +23,7 @@ class Services:
 
     @cached_property
     def image(self):
-        return get_image_embedder(self.settings.image_model, self.settings.image_pretrained, str(self.settings.data_dir))
+        return get_image_embedder(self.settings.image_model, self.settings.image_pretrained, str(self.settings.model_cache))
 
     @cached_property
     def generator(self):
@@ -39,7 +39,7 @@ class Services:
 
         s = self.settings
         return CrossEncoderReranker(s.cross_encoder, s.cross_encoder_top_n, s.cross_encoder_weight, s.cross_encoder_inputs,
-                                    s.cross_encoder_sentences, cache_dir=s.data_dir)
+                                    s.cross_encoder_sentences, cache_dir=s.model_cache)
 
     @cached_property
     def pipeline(self) -> QueryPipeline:

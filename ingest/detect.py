@@ -20,6 +20,7 @@ _IMAGE_MAGIC = [
 ]
 _BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _HTML_RE = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]|<head[\s>]", re.I)
+_TAG_RE = re.compile(rb"<(p|div|img|table|h[1-6]|ul|ol|a|span|section|article)[\s>/]", re.I)
 _MD_SIGNS = re.compile(r"^(#{1,6} \S|```|\|.*\|\s*$|[-*+] \S|\d+\. \S|> \S)|\[[^\]]+\]\([^)]+\)|\*\*\S", re.M)
 
 
@@ -65,8 +66,8 @@ def detect_text_format(data: bytes, name: str = "") -> str:
     text = _as_text(head)
     if text is None:
         raise UnsupportedFormat(f"unrecognised binary content (starts with {head[:8]!r})")
-    if _HTML_RE.search(head):
-        return "html"
+    if _HTML_RE.search(head) or (name.lower().endswith((".html", ".htm", ".xhtml")) and _TAG_RE.search(head)):
+        return "html"  # a fragment without <html> or <body> is HTML when its name says so and it holds tags
     if name.lower().endswith((".md", ".markdown")) or len(_MD_SIGNS.findall(text)) >= 2:
         return "markdown"
     return "text"

@@ -131,7 +131,7 @@ class Ingestor:
         if self._image is True:
             from mmrag.embedding import get_image_embedder
 
-            self._image = get_image_embedder(self.settings.image_model, self.settings.image_pretrained, str(self.settings.data_dir))
+            self._image = get_image_embedder(self.settings.image_model, self.settings.image_pretrained, str(self.settings.model_cache))
         return self._image
 
     def model_ids(self) -> dict[str, str]:
@@ -198,7 +198,7 @@ class Ingestor:
                 if not any(real.is_relative_to(r) for r in roots):
                     refused.append(FileResult(str(f), "failed", "outside MMRAG_INGEST_ROOTS (a link that leads elsewhere): not read"))
                     continue
-            items.append(Item(f, str(f), f.name, AssetFolder.beside(f, roots or (), denied)))
+            items.append(Item(f, str(f), display_name(f.name), AssetFolder.beside(f, roots or (), denied)))
         return self.ingest_items(items, collection, progress, on_result, cancelled, refused)
 
     def ingest_items(self, items: list[Item], collection: str, progress: bool = True,

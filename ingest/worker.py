@@ -53,6 +53,8 @@ def main() -> int:
     settings, blob_dir = recv(inp)
     from ingest.pipeline import parse_file
 
+    send(out, "ready")
+
     while True:
         try:
             task = recv(inp)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!Q")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 POLL_S = 0.05
+START_TIMEOUT_S = 120
 
 
 class WorkerLost(RuntimeError):
@@ -81,6 +82,11 @@ class ParseWorker:
         proc = subprocess.Popen([sys.executable, "-m", "ingest.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 env=env, close_fds=True, start_new_session=False)
         send(proc.stdin, (self.settings, self.blob_dir))
+        # the budget is for parsing, not for the interpreter's start: wait for the worker's imports
+        ready, _, _ = select.select([proc.stdout.fileno()], [], [], START_TIMEOUT_S)
+        if not ready or recv(proc.stdout) != "ready":
+            proc.kill()
+            raise WorkerLost(f"a parse worker did not start within {START_TIMEOUT_S} s")
         return proc
 
     def alive(self) -> bool:
@@ -111,6 +117,7 @@ class ParseWorker:
                 self.kill()
                 self.proc = self._start()
             send(self.proc.stdin, (path, name, assets))
+            t0 = time.perf_counter()
             fd = self.proc.stdout.fileno()
             while True:
                 ready, _, _ = select.select([fd], [], [], POLL_S)

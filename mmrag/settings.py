@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MMRAG_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("./data")
+    cache_dir: Path | None = Field(None, description="models assembled from packaged weights, shared by every data dir "
+                                                     "(default: $XDG_CACHE_HOME/mmrag or ~/.cache/mmrag)")
 
     # Parsing
     chunk_tokens: int = Field(200, ge=16, description="target size of a text chunk, in tokens")
@@ -101,6 +104,19 @@ class Settings(BaseSettings):
     upload_wait_s: float = Field(30.0, ge=0, description="an upload answers 201/409/422 if ingested within this, else 202 and a job")
     max_upload_mb: float = 100.0
     ingest_roots: str = Field("", description="comma-separated folders a batch job may read (POST /jobs with paths); empty: uploads only")
+
+    @property
+    def model_cache(self) -> Path:
+        """Where assembled models live: once per user, not once per data directory (the image-text
+        model takes a minute or more to assemble). Falls back to the data dir if that is not writable."""
+        base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmrag"
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            if os.access(base, os.W_OK):
+                return base
+        except OSError:
+            pass
+        return self.data_dir
 
     @property
     def db_path(self) -> Path:

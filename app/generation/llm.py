@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,8 +36,20 @@ class HttpLLMBackend:
         self.deadline = settings.llm_deadline_s
         self.max_chars = settings.llm_max_answer_chars
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
-        # trust_env: HTTP(S)_PROXY and NO_PROXY from the environment, as air-gapped sites set them
-        self.client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), headers=headers, trust_env=True)
+        self._headers = headers
+        self._local = threading.local()
+
+    @property
+    def client(self) -> httpx.Client:
+        """One connection pool per thread: a stream abandoned by its client is closed by the thread
+        reading it, and a pool shared across threads deadlocked there (httpcore's pool lock)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            # trust_env: HTTP(S)_PROXY and NO_PROXY from the environment, as air-gapped sites set them
+            client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                                  headers=self._headers, trust_env=True)
+            self._local.client = client
+        return client
 
     # -- subclass hooks ------------------------------------------------------------------
     endpoint = ""
@@ -126,15 +139,28 @@ class HttpLLMBackend:
         return Answer(text.strip()[: self.max_chars], "generated", self.name, self.model,
                       body.get("usage", {}) if isinstance(body, dict) else {})
 
+    def _lines(self, response, deadline: float, cancelled) -> Iterator[str]:
+        """The stream's lines, with the deadline and the client checked on every chunk of bytes: a
+        server that trickles bytes without ever ending a line cannot hold the reader."""
+        cap = self.max_chars * 4 + 65536
+        pending = b""
+        for chunk in response.iter_bytes():
+            self._guard(deadline, cancelled)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", errors="replace").rstrip("\r")
+            if len(pending) > cap:
+                raise self._fail("sent a stream line over the answer size limit")
+        if pending:
+            yield pending.decode("utf-8", errors="replace")
+
     def stream(self, question: str, sources: list[Source], cancelled: Callable[[], bool] | None = None) -> Iterator[str]:
         deadline = time.monotonic() + self.deadline
         response = self._post(self.payload(self._messages(question, sources), stream=True), True, deadline)
         sent = 0
         try:
-            for line in response.iter_lines():
-                self._guard(deadline, cancelled)
-                if len(line) > self.max_chars * 4 + 65536:
-                    raise self._fail("sent a stream line over the answer size limit")
+            for line in self._lines(response, deadline, cancelled):
                 if not line.strip():
                     continue
                 try:

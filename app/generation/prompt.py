@@ -16,7 +16,7 @@ SYSTEM = (
 )
 
 
-_TAG = re.compile(r"<(/?\s*source)", re.I)
+_TAG = re.compile(r"<(\s*/?\s*source)", re.I)
 
 
 def _escape(text: str) -> str:

@@ -144,11 +144,11 @@ def _shape_blocks(shape, page: int) -> list[Block]:
     if getattr(shape, "has_table", False) and shape.has_table:
         rows = normalise_rows([[cell.text for cell in row.cells] for row in shape.table.rows])
         return [Block("table", page=page, bbox=box, rows=rows)] if rows else []
-    image = getattr(shape, "image", None) if hasattr(type(shape), "image") else None
-    if image is not None:
+    if hasattr(type(shape), "image"):
         try:
+            image = shape.image
             blob, ext = image.blob, image.ext
-        except Exception as exc:  # linked (not embedded) pictures have no blob
+        except Exception as exc:  # a linked (not embedded) picture has no blob: the picture goes, the deck stays
             log.warning("slide %d: picture skipped (%s)", page, exc)
             return []
         c_nv_pr = shape._element.find(".//{http://schemas.openxmlformats.org/presentationml/2006/main}cNvPr")

@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -344,7 +345,7 @@ def build_checkpoint(out: Path, cache_dir: Path) -> Path:
     head.memory_captions.copy_(embed_texts(model, tokenizer, mem["texts"].tolist()))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # two processes building at once each write their own
     torch.save({"state_dict": model.state_dict(), "mmrag_checkpoint_version": CHECKPOINT_VERSION}, tmp)
     tmp.replace(out)
     log.info("built %s", out)
@@ -368,6 +369,8 @@ def packaged_checkpoint(cache_dir: Path) -> Path:
     """The local checkpoint, built on first use from the packaged towers."""
     path = Path(cache_dir) / "models" / checkpoint_name()
     if not path.exists():
+        log.info("assembling the offline image-text model from packaged weights into %s: once per user, "
+                 "about a minute (up to several on a busy machine)", path.parent)
         build_checkpoint(path, cache_dir)
     return path
 

@@ -3,7 +3,9 @@
 Run as a separate process: ``python tests/app/llm_server.py PORT``. ``POST /control`` with
 ``{"mode": ...}`` picks the behaviour of the following requests: ``ok`` (answers citing [1] and
 echoing the question), ``slow`` (sleeps past any sane timeout), ``error500``, ``malformed`` (broken
-JSON, or a broken stream line). ``GET /last`` returns the last request body received.
+JSON, or a broken stream line), ``trickle`` (one byte every 0.3 s, forever: until the reader hangs
+up, which ``GET /last`` then reports as ``hung_up_at``), ``null`` (``"content": null``), ``huge``
+(a 10 MB answer). ``GET /last`` returns the last request body received.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"mode": "ok", "last": None, "calls": 0}
+STATE = {"mode": "ok", "last": None, "calls": 0, "trickling": 0, "hung_up_at": None}
 
 
 def answer_for(body: dict) -> str:
@@ -38,14 +40,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/last":
-            self._json(200, {"last": STATE["last"], "calls": STATE["calls"]})
+            self._json(200, {"last": STATE["last"], "calls": STATE["calls"], "trickling": STATE["trickling"],
+                             "hung_up_at": STATE["hung_up_at"], "now": time.time()})
         else:
             self._json(404, {"error": "no such path"})
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         if self.path == "/control":
-            STATE.update(mode=body["mode"], calls=0)
+            STATE.update(mode=body["mode"], calls=0, hung_up_at=None)
             self._json(200, {"mode": STATE["mode"]})
             return
         STATE["last"], STATE["calls"] = body, STATE["calls"] + 1
@@ -55,12 +58,44 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "error500":
             self._json(500, {"error": "model crashed"})
             return
+        if mode == "trickle":
+            self._trickle(body)
+            return
+        if mode in ("null", "huge") and self.path.endswith("/chat/completions"):
+            content = None if mode == "null" else "lava " * 2_000_000
+            if body.get("stream"):
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for _ in range(2000):
+                    self.wfile.write(f"data: {json.dumps({'choices': [{'delta': {'content': 'lava ' * 1000}}]})}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                return
+            self._json(200, {"choices": [{"message": {"role": "assistant", "content": content}}]})
+            return
         if self.path.endswith("/chat/completions"):
             self._openai(body, mode)
         elif self.path == "/api/chat":
             self._ollama(body, mode)
         else:
             self._json(404, {"error": f"unknown path {self.path}"})
+
+    def _trickle(self, body):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream" if body.get("stream") else "application/json")
+        self.end_headers()
+        STATE["trickling"] += 1
+        try:
+            if body.get("stream"):
+                self.wfile.write(b'data: {"choices": [{"delta": {"content": "Slowly "}}]}\n\n')
+            while True:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.3)
+        except OSError:  # the reader hung up
+            STATE["hung_up_at"] = time.time()
+        finally:
+            STATE["trickling"] -= 1
 
     def _openai(self, body, mode):
         text = answer_for(body)

@@ -104,3 +104,76 @@ def test_sigkill_at_random_points_leaves_a_consistent_store(tmp_path):
     # a final uninterrupted run completes the collection; nothing is duplicated
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     assert check_store(data) == n_files
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie holds no files
+
+
+def test_a_killed_ingest_leaves_no_orphan_worker_and_no_stuck_lock(tmp_path):
+    """kill -9 of the `mmrag ingest` process alone (not its group): its parse workers must go with it,
+    and the next ingestion must get the writer lock at once."""
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    make_corpus(corpus, n_text=40)
+    env = {**os.environ, "MMRAG_IMAGE_MODEL": "none", "MMRAG_OCR_ENGINE": "none", "MMRAG_PARSE_WORKERS": "2"}
+    cmd = [sys.executable, "-m", "mmrag", "ingest", str(corpus), "-c", "k", "--data-dir", str(data), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        if workers and done_count(data / "mmrag.sqlite") >= 1:
+            break
+        time.sleep(0.05)
+    assert workers and proc.poll() is None, "the ingestion ended before it could be killed mid-way"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if _running(w)], "parse workers outlived their parent"
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - t0 < 120  # no wait on a lock (it would be 600 s, then an error)
+    assert check_store(data) == 48
+
+
+def test_a_busy_lock_names_its_holder(tmp_path):
+    from indexes.store import Store, WriterBusy
+
+    data = tmp_path / "data"
+    Store(data)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from indexes.store import Store; s = Store(sys.argv[1]);\n"
+                               "with s.writer():\n    print('held', flush=True); time.sleep(60)", str(data)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WriterBusy, match=f"pid {holder.pid} .*running"):
+            with Store(data).writer(wait_s=0.3):
+                pass
+        # `mmrag unlock` reports it and leaves a live writer alone
+        out = subprocess.run([sys.executable, "-m", "mmrag", "unlock", "--data-dir", str(data)], capture_output=True, text=True)
+        assert out.returncode == 1 and f"pid {holder.pid}" in out.stdout
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(data).writer(wait_s=1):  # released by the kernel when its holder died
+        pass

@@ -21,14 +21,17 @@ DocId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 @router.post("/collections/{name}/documents", status_code=201,
              responses={202: {"description": "accepted: still ingesting, poll the job"}, 409: {}, 413: {}, 422: {}})
 async def upload(name: CollectionName, request: Request, services: ServicesDep, principal: PrincipalDep,
-                 file: UploadFile = File(...), replace: bool = Query(False, description="replace a stored document of the same name")):
+                 file: UploadFile = File(...), replace: bool = Query(False, description="replace a stored document of the same name"),
+                 wait: float | None = Query(None, ge=0, description="seconds to wait for the ingestion (default and "
+                                                                     "maximum MMRAG_UPLOAD_WAIT_S); 0: answer 202 at once")):
     """Upload one document. It is ingested as a job; the request waits up to MMRAG_UPLOAD_WAIT_S for it:
     201 stored, 409 already stored (unchanged, or another document under this name without replace=true),
     422 it could not be ingested (why); past the wait, 202 with the job to poll (GET /jobs/{id})."""
     allow(principal, "write", name)
     runner = request.app.state.jobs
     job = await stage([file], name, replace, runner, services, principal.name)
-    deadline = time.monotonic() + services.settings.upload_wait_s
+    limit = services.settings.upload_wait_s
+    deadline = time.monotonic() + (limit if wait is None else min(wait, limit))
     while not job.finished.is_set():
         if await request.is_disconnected():
             runner.cancel(job)  # nobody will read the answer: stop the work

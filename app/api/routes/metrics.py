@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -15,11 +14,11 @@ STAGE = Histogram("mmrag_query_stage_seconds", "Query stage latency", ["stage"],
 INGESTED = Counter("mmrag_documents_ingested_total", "Documents ingested", ["status"], registry=REGISTRY)
 
 
-def observe(request: Request, status: int, seconds: float) -> None:
-    route = request.scope.get("route")
+def observe(scope: dict, status: int, seconds: float) -> None:
+    route = scope.get("route")
     path = getattr(route, "path", "unmatched")  # the template, not the raw path: bounded label values
-    REQUESTS.labels(request.method, path, str(status)).inc()
-    LATENCY.labels(request.method, path).observe(seconds)
+    REQUESTS.labels(scope["method"], path, str(status)).inc()
+    LATENCY.labels(scope["method"], path).observe(seconds)
 
 
 def observe_stages(timings: dict[str, float]) -> None:

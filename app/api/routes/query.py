@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import threading
 from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PrincipalDep, ServicesDep, allow
 from app.api.routes import metrics
@@ -43,15 +44,6 @@ class QueryRequest(BaseModel):
     filters: QueryFilters | None = None
     generate: bool = True
     stream: bool = False
-
-    @field_validator("query")
-    @classmethod
-    def _encodable(cls, v: str) -> str:
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") from a JSON escape
-            raise ValueError("query holds a character that is not valid Unicode (a lone surrogate)") from exc
-        return v
 
 
 @router.post("/query")
@@ -88,26 +80,53 @@ def _event(name: str, data) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-_END = object()
-
-
 async def _sse(pipeline, req: QueryRequest, filters):
-    """Events: ``citations`` (once), ``token`` (answer text deltas), ``done`` or ``error``. When the
-    client disconnects, the response stops iterating this generator; ``finally`` flags the LLM call."""
+    """Events: ``citations`` (once), ``token`` (answer text deltas), ``done`` or ``error``.
+
+    The LLM stream is read by a thread of its own that owns the generator from start to close, and
+    hands deltas over a queue. When the client disconnects, this generator is closed; ``finally``
+    flags the reader, which stops at the next bytes (or the read timeout) and closes its HTTP
+    response itself: a generator left to the garbage collector would be closed in whatever thread
+    runs next, while that thread holds the HTTP pool's lock (a deadlock seen in tests)."""
     cancel = threading.Event()
     try:
         _, sources, citations, timings = await anyio.to_thread.run_sync(pipeline.retrieve, req.query, req.collection, req.top_k, filters)
         yield _event("citations", {"citations": citations, "timings_ms": timings})
         if req.generate:
-            try:
-                deltas = pipeline.generator.stream(req.query, sources, cancelled=cancel.is_set)
-                while (delta := await anyio.to_thread.run_sync(next, deltas, _END)) is not _END:
-                    yield _event("token", {"text": delta})
-            except GenerationCancelled:
-                return
-            except GenerationError as exc:
-                yield _event("error", {"status": exc.status, "detail": str(exc)})
-                return
+            deltas: queue.Queue = queue.Queue()
+            threading.Thread(target=_pump, args=(pipeline.generator, req.query, sources, cancel, deltas),
+                             name="mmrag-llm-stream", daemon=True).start()
+            while True:
+                try:
+                    kind, value = deltas.get_nowait()
+                except queue.Empty:
+                    await asyncio.sleep(0.02)
+                    continue
+                if kind == "token":
+                    yield _event("token", {"text": value})
+                elif kind == "error":
+                    yield _event("error", {"status": value.status, "detail": str(value)})
+                    return
+                else:
+                    break
         yield _event("done", {"backend": pipeline.generator.name})
     finally:
         cancel.set()
+
+
+def _pump(generator, question: str, sources, cancel: threading.Event, out: queue.Queue) -> None:
+    stream = generator.stream(question, sources, cancelled=cancel.is_set)
+    try:
+        for delta in stream:
+            if cancel.is_set():
+                return
+            out.put(("token", delta))
+        out.put(("end", None))
+    except GenerationCancelled:
+        pass
+    except GenerationError as exc:
+        out.put(("error", exc))
+    except Exception as exc:  # a bug must end the stream with an event, not hang it
+        out.put(("error", GenerationError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        stream.close()
