@@ -47,7 +47,8 @@ class Services:
 
     @cached_property
     def ingestor(self) -> Ingestor:
-        return Ingestor(self.store, self.settings, self.text, self.image)
+        # its own text model instance (None: loaded on first use), so queries never queue behind ingestion
+        return Ingestor(self.store, self.settings, None, self.image)
 
     def close(self) -> None:
         """Stop the parse workers (they would die with the process anyway)."""

@@ -21,6 +21,7 @@ import numpy as np
 from indexes.store import Store
 from ingest.assets import AssetFolder
 from ingest.chunking import maxsim_texts
+from ingest.limits import image_fits
 from ingest.parse import DirectoryImageSink, ParsedDocument, content_hash, display_name, parse_document
 from ingest.workers import ParsePool
 from mmrag.embedding import ImageEmbedder, TextEmbedder
@@ -31,6 +32,12 @@ from mmrag.units import Unit
 log = logging.getLogger(__name__)
 
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+EMBED_SLICE = 1024  # texts embedded between two checks of a job's cancel flag
+IMAGE_BATCH = 8
+
+
+class Cancelled(Exception):
+    pass
 
 
 @dataclass
@@ -121,9 +128,9 @@ class Ingestor:
     @property
     def text(self) -> TextEmbedder:
         if self._text is None:
-            from mmrag.embedding import get_text_embedder
+            from mmrag.embedding.factory import new_text_embedder
 
-            self._text = get_text_embedder(self.settings.text_model, self.settings.embed_batch_size)
+            self._text = new_text_embedder(self.settings.text_model, self.settings.embed_batch_size)
         return self._text
 
     @property
@@ -241,7 +248,11 @@ class Ingestor:
                 else:
                     for r in ready:
                         stage(r[6], "embedding")
-                    for res in self._embed_and_commit([r[:6] for r in ready]):
+                    try:
+                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled)
+                    except Cancelled:
+                        results = [FileResult(r[1], "failed", "cancelled") for r in ready]
+                    for res in results:
                         finish(res)
                 ready.clear()
             # Snapshots only shorten the catch-up after a crash (SQLite already holds every commit),
@@ -341,10 +352,11 @@ class Ingestor:
         return digest, size
 
     # -- embedding and commit ------------------------------------------------------------
-    def _embed_and_commit(self, docs: list[tuple]) -> list[FileResult]:
-        """Embed the units of several parsed documents in shared batches, then commit each one."""
+    def _embed_and_commit(self, docs: list[tuple], cancelled: Callable[[], bool] | None = None) -> list[FileResult]:
+        """Embed the units of several parsed documents in shared batches, then commit each one.
+        ``cancelled`` is checked between slices of the embedding (a 20,000-unit document takes minutes)."""
         all_units: list[Unit] = [u for d in docs for u in d[5].units]
-        text_vecs, sentence_vecs = self._text_vectors(all_units)
+        text_vecs, sentence_vecs = self._text_vectors(all_units, cancelled)
         image_vecs = self._image_vectors(all_units)
         results, offset = [], 0
         for cid, source, name, digest, size, parsed in docs:
@@ -360,7 +372,7 @@ class Ingestor:
             results.append(FileResult(source, "ok", None, doc_id, len(rows), parsed.format))
         return results
 
-    def _text_vectors(self, units: list[Unit]) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    def _text_vectors(self, units: list[Unit], cancelled: Callable[[], bool] | None = None) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
         """Unit vectors, and for text units of several sentences, one vector per sentence.
 
         Sentence vectors feed the reranker's max-sim feature (the best match between the query and
@@ -380,7 +392,12 @@ class Ingestor:
         out: list[np.ndarray | None] = [None] * len(units)
         sent_out: list[np.ndarray | None] = [None] * len(units)
         if batch:
-            vecs = self.text.embed(batch, kind="passage")
+            slices = []
+            for start in range(0, len(batch), EMBED_SLICE):
+                if cancelled is not None and cancelled():
+                    raise Cancelled()
+                slices.append(self.text.embed(batch[start:start + EMBED_SLICE], kind="passage"))
+            vecs = np.concatenate(slices) if len(slices) > 1 else slices[0]
             for k, i in enumerate(todo):
                 out[i] = vecs[k]
             offset = len(todo)
@@ -400,15 +417,18 @@ class Ingestor:
             if u.type == "image" and u.image_path:
                 try:
                     with Image.open(u.image_path) as im:
+                        if not image_fits(*im.size, self.settings):  # parsers check too; this process never decodes a bomb
+                            raise ValueError(f"{im.size[0]}x{im.size[1]} pixels, over MMRAG_MAX_IMAGE_PIXELS")
                         im.draft("RGB", (448, 448))  # JPEG: decode at reduced size, the model sees 224 px
                         im.load()
                         images.append(im.copy())  # the embedder handles modes and transparency
                     todo.append(i)
                 except Exception as exc:  # EMF/WMF and other formats PIL cannot read stay text-findable
                     log.info("image %s not embedded (%s)", u.image_path, exc)
-        for start in range(0, len(images), 32):
-            vecs = self.image.embed_images(images[start:start + 32])
-            for i, v in zip(todo[start:start + 32], vecs):
+        # small batches: the image model is shared with queries (text-to-image search), which wait for its lock
+        for start in range(0, len(images), IMAGE_BATCH):
+            vecs = self.image.embed_images(images[start:start + IMAGE_BATCH])
+            for i, v in zip(todo[start:start + IMAGE_BATCH], vecs):
                 out[i] = v
         return out
 
