@@ -64,6 +64,10 @@ def secure(tmp_path_factory, llm_server):
     proc.terminate()
     try:
         proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # leave no server behind, even if its shutdown hangs
+        proc.wait(10)
+        raise
     finally:
         log.close()
 

@@ -147,7 +147,10 @@ def test_a_killed_ingest_leaves_no_orphan_worker_and_no_stuck_lock(tmp_path):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_running(w) for w in workers):
         time.sleep(0.1)
-    assert not [w for w in workers if _running(w)], "parse workers outlived their parent"
+    survivors = [w for w in workers if _running(w)]
+    for w in survivors:  # do not leave them behind when this fails
+        os.kill(w, signal.SIGKILL)
+    assert not survivors, "parse workers outlived their parent"
     t0 = time.monotonic()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
