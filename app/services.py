@@ -47,8 +47,11 @@ class Services:
 
     @cached_property
     def ingestor(self) -> Ingestor:
-        # its own text model instance (None: loaded on first use), so queries never queue behind ingestion
-        return Ingestor(self.store, self.settings, None, self.image)
+        # its own text model instance (None: loaded on first use), so queries never queue behind ingestion;
+        # and at least one parse worker: the time and memory budgets that keep a hostile upload from
+        # taking the server down exist only in workers
+        settings = self.settings if self.settings.parse_workers > 0 else self.settings.model_copy(update={"parse_workers": 1})
+        return Ingestor(self.store, settings, None, self.image)
 
     def close(self) -> None:
         """Stop the parse workers (they would die with the process anyway)."""

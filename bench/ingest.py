@@ -133,7 +133,10 @@ def bench_pipeline(pdf: Path, settings_kwargs: dict) -> dict:
         ingestor = Ingestor(Store.from_settings(settings), settings)
         _ = ingestor.text, ingestor.image  # load models outside the timing
         t0 = time.perf_counter()
-        summary = ingestor.ingest_paths([pdf], "bench", progress=False)
+        try:
+            summary = ingestor.ingest_paths([pdf], "bench", progress=False)
+        finally:
+            ingestor.close()  # the parse workers
         return {"seconds": time.perf_counter() - t0, "units": summary.units, "ok": summary.ok}
 
 
