@@ -84,7 +84,7 @@ def run(args) -> int:
         return 2
     command = "mmrag eval " + " ".join(shlex.quote(a) for a in sys.argv[2:] if a) if sys.argv[1:2] == ["eval"] else " ".join(sys.argv)
     summary = write_outputs(args.out, dataset.name, results, command, machine())
-    keys = ("recall@1", "recall@10", "mrr@10", "ndcg@10", "bleu", "meteor")
+    keys = ("recall@1", "recall@10", "mrr@10", "ndcg@10", "page_hit@1", "page_hit@5", "bleu", "meteor")
     print(", ".join(f"{k} {summary[k]:.3f}" for k in keys if summary.get(k) is not None))
     print(f"report: {args.out / 'report.md'}")
     return 0

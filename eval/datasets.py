@@ -100,7 +100,14 @@ def load_jsonl(path: Path) -> Dataset:
                 raise DatasetError(f"{path}, line {n}: 'answers' must be a list of strings")
             if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
                 raise DatasetError(f"{path}, line {n}: 'relevant_documents' must be a list of file names")
-            examples.append(Example(str(obj.get("id", n)), obj["question"], answers, [Path(d).name for d in docs]))
+            meta = {}
+            pages = obj.get("evidence_pages")
+            if pages is not None:  # page-level judgements (MMLongBench-Doc style): 1-based pages of the relevant document(s)
+                if not isinstance(pages, list) or not all(isinstance(x, int) for x in pages):
+                    raise DatasetError(f"{path}, line {n}: 'evidence_pages' must be a list of page numbers")
+                meta["evidence_pages"] = pages
+                meta["evidence_sources"] = [str(x) for x in obj.get("evidence_sources") or []]
+            examples.append(Example(str(obj.get("id", n)), obj["question"], answers, [Path(d).name for d in docs], meta))
     return Dataset(Path(path).stem, examples)
 
 

@@ -116,6 +116,11 @@ def _markdown(out: Path, name: str, summary: dict, results, plots: list[str], co
               "## Ablation (retrieval)", "", "| mode | " + " | ".join(RETRIEVAL_KEYS) + " |", "|---|" + "---|" * len(RETRIEVAL_KEYS)]
     for mode, vals in summary["ablation"].items():
         lines.append(f"| {mode} | " + " | ".join(_fmt(vals[k]) for k in RETRIEVAL_KEYS) + " |")
+    if summary.get("page_hit@5") is not None:
+        lines += ["", "## Pages (a hit: an evidence page among the first k distinct pages retrieved)", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(summary.get(k))} |" for k in ("page_hit@1", "page_hit@5", "page_hit@10")]
+        lines += ["", "| evidence source | questions | page_hit@5 |", "|---|---|---|"]
+        lines += [f"| {src} | {v['questions']} | {_fmt(v['page_hit@5'])} |" for src, v in summary.get("page_hit@5_by_source", {}).items()]
     if summary.get("by_modality"):
         lines += ["", "## By modality (ranking restricted to units of one type)", "", "| type | " + " | ".join(RETRIEVAL_KEYS) + " |",
                   "|---|" + "---|" * len(RETRIEVAL_KEYS)]

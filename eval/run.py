@@ -34,6 +34,7 @@ class Prediction:
     retrieved: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # evidence_pages / evidence_sources, where the dataset has them
 
 
 class InProcessRunner:
@@ -70,7 +71,7 @@ class InProcessRunner:
             answer = pipeline.generator.generate(ex.question, sources).text
             timings["generate_ms"] = (time.perf_counter() - t1) * 1000
         timings["wall_ms"] = (time.perf_counter() - t0) * 1000
-        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings)
+        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings, meta=ex.meta)
 
 
 class HttpRunner:
@@ -97,12 +98,25 @@ class HttpRunner:
                      for c in body["citations"]]
         timings = {**body.get("timings_ms", {}), "wall_ms": (time.perf_counter() - t0) * 1000}
         answer = body["answer"]["text"] if body.get("answer") else None
-        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings)
+        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings, meta=ex.meta)
+
+
+PAGE_KEYS = ("page_hit@1", "page_hit@5", "page_hit@10")
+
+
+def page_scores(p: Prediction) -> dict[str, float]:
+    """Page level: a hit at k when any evidence page of a relevant document is among the first k distinct
+    (document, page) pairs retrieved."""
+    relevant = {(d, n) for d in p.relevant for n in p.meta.get("evidence_pages", [])}
+    pages = list(dict.fromkeys((r["file_name"], r["page"]) for r in p.retrieved if r.get("page")))
+    return {f"page_hit@{k}": float(bool(relevant & set(pages[:k]))) for k in (1, 5, 10)}
 
 
 def score_prediction(p: Prediction) -> None:
     ranking = doc_ranking([r["file_name"] for r in p.retrieved])
     p.scores = retrieval_scores(ranking, set(p.relevant)) if p.relevant else {}
+    if p.relevant and p.meta.get("evidence_pages"):
+        p.scores.update(page_scores(p))
     if p.answer is not None and p.references:
         p.scores.update(bleu=sentence_bleu(p.answer, p.references), exact_match=exact_match(p.answer, p.references),
                         f1=token_f1(p.answer, p.references))
@@ -122,6 +136,12 @@ def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
         if judged and any(r["type"] == kind for p in judged for r in p.retrieved):
             by_type[kind] = {k: statistics.fmean(s[k] for s in subset) for k in RETRIEVAL_KEYS}
     out["by_modality"] = by_type
+    paged = [p for p in judged if "page_hit@5" in p.scores]
+    if paged:
+        out.update({k: statistics.fmean(p.scores[k] for p in paged) for k in PAGE_KEYS})
+        sources = sorted({s for p in paged for s in p.meta.get("evidence_sources", [])})
+        out["page_hit@5_by_source"] = {s: {"questions": len(sub), "page_hit@5": statistics.fmean(p.scores["page_hit@5"] for p in sub)}
+                                       for s in sources for sub in [[p for p in paged if s in p.meta.get("evidence_sources", [])]]}
     answered = [p for p in preds if p.answer is not None and p.references]
     if answered:
         out["bleu"] = corpus_bleu([p.answer for p in answered], [p.references for p in answered])

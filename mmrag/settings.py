@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     table_max_tokens: int = Field(400, ge=32, description="split tables above this, header repeated")
     ocr_engine: str = Field("rapidocr", description="rapidocr | tesseract | none")
     ocr_dpi: int = 200
+    pdf_layout: str = Field("rapid-layout", description="layout model for PDF pages that draw graphics (vector charts "
+                                                        "become image units): rapid-layout or none")
     min_image_px: int = Field(48, description="smaller embedded images (bullets, rules) are ignored")
 
     # Limits: bad input fails its own document, never the batch or the server.

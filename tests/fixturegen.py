@@ -220,3 +220,43 @@ if __name__ == "__main__":
 
     for name, p in make_fixtures(Path(sys.argv[1])).items():
         print(f"{name:16} {p}")
+
+
+CHART_TITLE = "Share of adults who recycle"
+CHART_AXIS = "Survey year"
+
+
+def make_chart_report(path: Path) -> Path:
+    """A report page with a vector bar chart (paths only: no embedded image), its caption, body text,
+    and a line chart with curves on a second page."""
+    from reportlab.graphics.charts.barcharts import VerticalBarChart
+    from reportlab.graphics.charts.lineplots import LinePlot
+    from reportlab.graphics.shapes import Drawing, String
+    from reportlab.lib.pagesizes import letter
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer
+
+    styles = getSampleStyleSheet()
+    bars = Drawing(400, 220)
+    chart = VerticalBarChart()
+    chart.x, chart.y, chart.width, chart.height = 50, 40, 320, 150
+    chart.data = [[31, 45, 52, 61], [22, 30, 41, 38]]
+    chart.categoryAxis.categoryNames = ["2019", "2020", "2021", "2022"]
+    chart.valueAxis.valueMin = 0
+    bars.add(chart)
+    bars.add(String(200, 205, CHART_TITLE, textAnchor="middle", fontSize=11))
+    bars.add(String(200, 8, CHART_AXIS, textAnchor="middle", fontSize=9))
+    lines = Drawing(400, 200)
+    plot = LinePlot()
+    plot.x, plot.y, plot.width, plot.height = 50, 30, 320, 150
+    plot.data = [[(1, 3.1), (2, 4.4), (3, 2.9), (4, 5.8), (5, 6.3)]]
+    lines.add(plot)
+    lines.add(String(200, 188, "Tonnes collected per month", textAnchor="middle", fontSize=11))
+    body = "Most adults now recycle at home, and the share has grown every year of the survey. "
+    story = [Paragraph("Recycling habits report", styles["Title"]), Paragraph(body * 4, styles["BodyText"]), Spacer(1, 12),
+             bars, Paragraph("Figure 1: Recycling by year, in percent of adults.", styles["Italic"]), Spacer(1, 12),
+             Paragraph("Collection schemes differ between regions and change the figures. " * 4, styles["BodyText"]),
+             PageBreak(), Paragraph("Monthly collection", styles["Heading2"]), lines,
+             Paragraph("Figure 2: Tonnes collected per month.", styles["Italic"])]
+    SimpleDocTemplate(str(path), pagesize=letter).build(story)
+    return path

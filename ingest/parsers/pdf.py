@@ -16,6 +16,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from ingest.blocks import Block, normalise_rows
+from ingest.chunking import _FIGURE_CAPTION
+from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model, graphic_paths
 from ingest.limits import check_pages, image_fits, render_scale
 from ingest.ocr import OcrEngine, lines_to_paragraphs
 from mmrag.errors import CorruptDocument, EncryptedDocument
@@ -24,6 +26,7 @@ from mmrag.settings import Settings
 log = logging.getLogger(__name__)
 
 MIN_PATHS_FOR_TABLES = 4  # pages with fewer vector paths cannot hold a ruled table
+MIN_FIGURE_AREA = 0.02  # of the page: smaller "figures" are icons, bullets, logos
 SCAN_TEXT_CHARS = 16  # a page with less text than this and a big image is treated as a scan
 
 
@@ -51,8 +54,9 @@ def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Bl
         plumber = _LazyPlumber(data)
         blocks: list[Block] = []
         try:
+            layout = get_layout_model(settings.pdf_layout)
             for index in range(n_pages):
-                blocks.extend(_parse_page(doc, index, plumber, settings, ocr))
+                blocks.extend(_parse_page(doc, index, plumber, settings, ocr, layout))
         finally:
             plumber.close()
         return blocks
@@ -79,7 +83,7 @@ class _LazyPlumber:
             self._pdf.close()
 
 
-def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr: OcrEngine | None) -> list[Block]:
+def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr: OcrEngine | None, layout=None) -> list[Block]:
     page = doc[index]
     page_no = index + 1
     width, height = page.get_size()
@@ -99,13 +103,23 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
         page.close()
         return blocks
 
+    figures = _vector_figures(page, page_no, width, height, settings, layout, lines) if layout is not None and n_paths else []
     tables = _tables(plumber, index, page_no) if n_paths >= MIN_PATHS_FOR_TABLES else []
+    # a "table" that pdfplumber finds inside a chart is its gridlines and labels, not a table
+    tables = [t for t in tables if not any(_overlap(t.bbox, f.bbox) > 0.5 for f in figures)]
     if tables:
         lines = [ln for ln in lines if not any(_inside(ln.bbox, t.bbox) for t in tables)]
-    items: list[Block] = _paragraphs(lines, page_no) + tables
+    for fig in figures:
+        # the chart's own words (title, axis labels, values) become its text, not cut-up body text
+        fig.ocr_text = "\n".join(ln.text for ln in lines if _inside(ln.bbox, fig.bbox)) or None
+        lines = [ln for ln in lines if not _inside(ln.bbox, fig.bbox)]
+    items: list[Block] = _paragraphs(lines, page_no) + tables + figures
     for im in images:
         if _covers(im, width, height, 0.85):
             continue  # page background or the scan under an OCR text layer, not a figure
+        left, bottom, right, top = im.get_bounds()
+        if any(_inside([left, height - top, right, height - bottom], f.bbox) for f in figures):
+            continue  # part of a figure already cropped whole
         block = _image_block(im, page_no, height, settings)
         if block is not None:
             items.append(block)
@@ -233,6 +247,46 @@ def _image_block(obj, page_no: int, page_height: float, settings: Settings) -> B
     buf = io.BytesIO()
     pil.convert("RGB").save(buf, format="PNG")
     return Block("image", page=page_no, bbox=[left, page_height - top, right, page_height - bottom], image=buf.getvalue(), image_ext="png")
+
+
+def _vector_figures(page, page_no: int, width: float, height: float, settings: Settings, layout,
+                    lines: list[_Line]) -> list[Block]:
+    """Figures and charts the layout model finds on a page that draws graphics, cropped from a render."""
+    if graphic_paths(page, width, height) < GRAPHIC_PATHS_FOR_LAYOUT:
+        return []
+    scale = render_scale(width, height, LAYOUT_DPI, settings)
+    try:
+        pil = page.render(scale=scale).to_pil()
+        regions = layout.regions(pil, scale)
+    except Exception as exc:  # layout is an addition: a page it fails on keeps its text
+        log.warning("page %d: layout analysis failed (%s)", page_no, exc)
+        return []
+    blocks = []
+    for r in regions:
+        x0, y0, x1, y1 = (max(0.0, r.bbox[0]), max(0.0, r.bbox[1]), min(width, r.bbox[2]), min(height, r.bbox[3]))
+        if r.kind != "figure" or (x1 - x0) * (y1 - y0) < MIN_FIGURE_AREA * width * height:
+            continue
+        # a short line just above the box, within its width, is the chart's title (the model often leaves it out)
+        for ln in lines:
+            if 0 <= y0 - ln.bbox[3] <= 1.5 * (ln.bbox[3] - ln.bbox[1]) and ln.bbox[0] >= x0 - 2 and ln.bbox[2] <= x1 + 2 \
+                    and len(ln.text.split()) <= 15 and not _FIGURE_CAPTION.match(ln.text):
+                y0 = ln.bbox[1]
+        pad = 4.0  # the model's edges sometimes clip a label: a few points more
+        box = [max(0.0, x0 - pad), max(0.0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)]
+        crop = pil.crop(tuple(round(v * scale) for v in box))
+        buf = io.BytesIO()
+        crop.convert("RGB").save(buf, format="PNG")
+        blocks.append(Block("image", page=page_no, bbox=box, image=buf.getvalue(), image_ext="png",
+                            meta={"vector_figure": True, "layout_score": round(r.score, 3)}))
+    return blocks
+
+
+def _overlap(a: list[float], b: list[float]) -> float:
+    """The share of box ``a`` that lies inside box ``b``."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = max(1e-6, (a[2] - a[0]) * (a[3] - a[1]))
+    return max(0.0, w) * max(0.0, h) / area
 
 
 def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine) -> list[Block]:

@@ -70,3 +70,14 @@ def test_retrieval_metrics_by_hand():
     assert metrics.mrr_at(ranking, {"c"}) == pytest.approx(1 / 3)
     assert metrics.ndcg_at(ranking, {"b"}) == pytest.approx(1 / 1.5849625)
     assert metrics.doc_ranking(["a", "a", "b", "a", "c"]) == ["a", "b", "c"]
+
+
+def test_page_hits_count_an_evidence_page_among_the_first_distinct_pages():
+    from eval.run import Prediction, page_scores
+
+    retrieved = [{"file_name": "a.pdf", "page": 3}, {"file_name": "a.pdf", "page": 3}, {"file_name": "b.pdf", "page": 5},
+                 {"file_name": "a.pdf", "page": 9}]
+    p = Prediction("q", "?", [], ["a.pdf"], retrieved=retrieved, meta={"evidence_pages": [9]})
+    assert page_scores(p) == {"page_hit@1": 0.0, "page_hit@5": 1.0, "page_hit@10": 1.0}  # the third distinct page
+    p.meta["evidence_pages"] = [5]  # page 5 of a.pdf, not of b.pdf
+    assert page_scores(p)["page_hit@10"] == 0.0
