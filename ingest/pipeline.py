@@ -196,7 +196,7 @@ class Ingestor:
         included, and one that leads outside the roots fails without being read."""
         items, refused = [], []
         roots = [Path(r).resolve() for r in roots] if roots else None
-        denied = [self.store.data_dir]
+        allowed, denied = tuple(roots or ()), (self.store.data_dir.resolve(),)
         for f in iter_files(paths):
             if self._is_own_file(f):
                 continue
@@ -205,7 +205,7 @@ class Ingestor:
                 if not any(real.is_relative_to(r) for r in roots):
                     refused.append(FileResult(str(f), "failed", "outside MMRAG_INGEST_ROOTS (a link that leads elsewhere): not read"))
                     continue
-            items.append(Item(f, str(f), display_name(f.name), AssetFolder.beside(f, roots or (), denied)))
+            items.append(Item(f, str(f), display_name(f.name), AssetFolder(f.resolve().parent, allowed, denied)))
         return self.ingest_items(items, collection, progress, on_result, cancelled, refused)
 
     def ingest_items(self, items: list[Item], collection: str, progress: bool = True,

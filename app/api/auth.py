@@ -38,6 +38,10 @@ class Principal:
         granted = ("manage",) if action == "manage" else (action, "manage")
         return any(fnmatchcase(collection, pat) for a in granted for pat in self.scopes.get(a, ()))
 
+    def sees(self, collection: str) -> bool:
+        """Whether the collection, and its jobs, are listed for this key at all (it may read or write it)."""
+        return self.can("read", collection) or self.can("write", collection)
+
 
 OPEN = Principal("anonymous", admin=True)
 

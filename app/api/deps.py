@@ -34,4 +34,3 @@ def allow(principal: Principal, action: str, collection: str) -> None:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(require_api_key)]
-Auth = Depends(require_api_key)

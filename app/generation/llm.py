@@ -35,6 +35,7 @@ class HttpLLMBackend:
         self.budget = settings.context_tokens
         self.deadline = settings.llm_deadline_s
         self.max_chars = settings.llm_max_answer_chars
+        self.max_bytes = self.max_chars * 4 + 65536  # the JSON around an answer of max_chars UTF-8 characters
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
         self._headers = headers
         self._local = threading.local()
@@ -115,14 +116,12 @@ class HttpLLMBackend:
     def generate(self, question: str, sources: list[Source], cancelled: Callable[[], bool] | None = None) -> Answer:
         deadline = time.monotonic() + self.deadline
         response = self._post(self.payload(self._messages(question, sources), stream=False), False, deadline)
-        cap = self.max_chars * 4 + 65536  # JSON around an answer of max_chars UTF-8 characters
         raw = bytearray()
         try:
-            for chunk in response.iter_bytes():
+            for chunk in self._chunks(response, deadline, cancelled):
                 raw += chunk
-                if len(raw) > cap:
-                    raise self._fail(f"answer over {cap} bytes (MMRAG_LLM_MAX_ANSWER_CHARS): refused")
-                self._guard(deadline, cancelled)
+                if len(raw) > self.max_bytes:
+                    raise self._fail(f"answer over {self.max_bytes} bytes (MMRAG_LLM_MAX_ANSWER_CHARS): refused")
         except httpx.TimeoutException as exc:
             raise self._fail(f"timed out after {self.timeout:g}s while answering", 504) from exc
         except httpx.TransportError as exc:
@@ -139,18 +138,21 @@ class HttpLLMBackend:
         return Answer(text.strip()[: self.max_chars], "generated", self.name, self.model,
                       body.get("usage", {}) if isinstance(body, dict) else {})
 
-    def _lines(self, response, deadline: float, cancelled) -> Iterator[str]:
-        """The stream's lines, with the deadline and the client checked on every chunk of bytes: a
-        server that trickles bytes without ever ending a line cannot hold the reader."""
-        cap = self.max_chars * 4 + 65536
-        pending = b""
+    def _chunks(self, response, deadline: float, cancelled) -> Iterator[bytes]:
+        """The body's bytes as they come, with the deadline and the client checked on every chunk: a
+        server that trickles bytes (without ever ending a line) cannot hold the reader."""
         for chunk in response.iter_bytes():
             self._guard(deadline, cancelled)
+            yield chunk
+
+    def _lines(self, response, deadline: float, cancelled) -> Iterator[str]:
+        pending = b""
+        for chunk in self._chunks(response, deadline, cancelled):
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 yield line.decode("utf-8", errors="replace").rstrip("\r")
-            if len(pending) > cap:
+            if len(pending) > self.max_bytes:
                 raise self._fail("sent a stream line over the answer size limit")
         if pending:
             yield pending.decode("utf-8", errors="replace")

@@ -56,7 +56,7 @@ async def upload_job(name: CollectionName, files: list[UploadFile], request: Req
 
 def _job(request: Request, principal, job_id: str) -> Job:
     job = _runner(request).jobs.get(job_id) if len(job_id) <= 64 else None
-    if job is None or not (principal.can("read", job.collection) or principal.can("write", job.collection)):
+    if job is None or not principal.sees(job.collection):
         raise HTTPException(404, f"no job {job_id}")
     return job
 
@@ -65,7 +65,7 @@ def _job(request: Request, principal, job_id: str) -> Job:
 def list_jobs(request: Request, principal: PrincipalDep) -> list[dict]:
     """The jobs of the collections this key may read or write."""
     return [j.to_dict() for j in list(_runner(request).jobs.values())
-            if principal.can("read", j.collection) or principal.can("write", j.collection)]
+            if principal.sees(j.collection)]
 
 
 @router.get("/jobs/{job_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,8 +30,6 @@ async def stage(files: list[UploadFile], collection: str, replace: bool, runner:
             await anyio.to_thread.run_sync(path.write_bytes, data)
             items.append(Item(path, f"upload:{name}", name, None, replace))
     except BaseException:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return runner.submit(Job(job_id, collection, owner, items=items, cleanup=str(folder)))
