@@ -260,3 +260,52 @@ def make_chart_report(path: Path) -> Path:
              Paragraph("Figure 2: Tonnes collected per month.", styles["Italic"])]
     SimpleDocTemplate(str(path), pagesize=letter).build(story)
     return path
+
+
+COLUMN_TEXTS = [
+    "Alpha column opens the study of tidal energy along the northern coast.",
+    "Bravo paragraph continues the left column with turbine costs per megawatt.",
+    "Charlie paragraph starts the right column and covers grid connection.",
+    "Delta paragraph ends the right column with the storage plan for winter.",
+]
+
+
+def make_two_column_report(path: Path, pages: int = 4) -> Path:
+    """Pages of two text columns under a full-width title, with a running header, a running footer
+    and a page number on every page. The left column is written to the PDF after the right one,
+    so content-stream order is not reading order."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen import canvas
+
+    width, height = letter
+    c = canvas.Canvas(str(path), pagesize=letter)
+    for n in range(1, pages + 1):
+        c.setFont("Helvetica", 8)
+        c.drawString(72, height - 30, "Coastal Energy Review 2024 - Annual Edition")
+        c.drawString(72, 24, "Prepared by the Regional Energy Office, confidential draft")
+        c.drawRightString(width - 72, 24, str(n))
+        c.setFont("Helvetica-Bold", 16)
+        c.drawString(72, height - 80, f"Section {n}: tidal power findings across the whole width of the page")
+        c.setFont("Helvetica", 10)
+        columns = [(width / 2 + 12, COLUMN_TEXTS[2:]), (72, COLUMN_TEXTS[:2])]  # right column first
+        for x, texts in columns:
+            y = height - 120
+            for text in texts:
+                for line in _wrap(f"{text} (page {n})", 40):
+                    c.drawString(x, y, line)
+                    y -= 13
+                y -= 14
+        c.showPage()
+    c.save()
+    return path
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, cur = [], ""
+    for word in text.split():
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}".strip()
+    return lines + [cur] if cur else lines

@@ -20,6 +20,7 @@ from ingest.chunking import _FIGURE_CAPTION
 from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model, graphic_paths
 from ingest.limits import check_pages, image_fits, render_scale
 from ingest.ocr import OcrEngine, lines_to_paragraphs
+from ingest.reading import drop_running_lines, reading_order
 from mmrag.errors import CorruptDocument, EncryptedDocument
 from mmrag.settings import Settings
 
@@ -59,7 +60,8 @@ def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Bl
                 blocks.extend(_parse_page(doc, index, plumber, settings, ocr, layout))
         finally:
             plumber.close()
-        return blocks
+        heights = {i + 1: doc.get_page_size(i)[1] for i in range(n_pages)}
+        return drop_running_lines(blocks, heights, n_pages)
     finally:
         doc.close()
 
@@ -123,10 +125,8 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
         block = _image_block(im, page_no, height, settings)
         if block is not None:
             items.append(block)
-    # reading order: top to bottom, then left to right
-    items.sort(key=lambda b: (round((b.bbox or [0, 0])[1] / 4), (b.bbox or [0])[0]))
     page.close()
-    return items
+    return reading_order(items, lambda b: b.bbox)
 
 
 def _text_lines(textpage, page_height: float) -> list[_Line]:
