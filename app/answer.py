@@ -36,6 +36,13 @@ def source_label(hit: Hit, file_name: str) -> str:
     return f"{file_name}{where}{kind}"
 
 
+def region_urls(u, doc: dict) -> dict:
+    """Where a person can look at the cited region: its page with the box drawn, and the region cut out."""
+    shown = bool(doc.get("original_path")) or doc.get("format") == "image"
+    return {"page_url": f"/documents/{u.document_id}/pages/{u.page}.png?highlight={u.id}" if shown and u.page else None,
+            "crop_url": f"/units/{u.id}/crop.png" if (shown and u.page and u.bbox) or (u.type == "image" and u.image_path) else None}
+
+
 class QueryPipeline:
     def __init__(self, retriever: HybridRetriever, generator: Generator) -> None:
         self.retriever, self.generator = retriever, generator
@@ -58,6 +65,7 @@ class QueryPipeline:
                 "snippet": "\n".join(x for x in (u.caption, u.text) if x)[:300] if u.type == "table" else (u.caption or u.text or "")[:300], "html": u.html if u.type == "table" else None,
                 "image_url": f"/units/{u.id}/image" if u.image_path else None,
                 "image_file": Path(u.image_path).name if u.image_path else None,
+                **region_urls(u, doc),
                 "score": round(hit.score, 4), "features": {k: round(v, 4) for k, v in hit.features.items()},
             })
         return result.hits, sources, citations, result.timings

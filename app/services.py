@@ -42,6 +42,12 @@ class Services:
                                     s.cross_encoder_sentences, cache_dir=s.model_cache)
 
     @cached_property
+    def pages(self):
+        from app.pages import PageImages
+
+        return PageImages(self.store, self.settings)
+
+    @cached_property
     def pipeline(self) -> QueryPipeline:
         return QueryPipeline(HybridRetriever(self.store, self.settings, self.text, self.image, self.reranker), self.generator)
 

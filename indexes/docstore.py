@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS documents (
     pages INTEGER,
     n_units INTEGER NOT NULL DEFAULT 0,
     size_bytes INTEGER,
+    original_path TEXT,  -- the stored file pages are rendered from (PDF), in the blob folder
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     UNIQUE (collection_id, source)
@@ -138,6 +139,8 @@ class DocStore:
         columns = {r["name"] for r in self.query("PRAGMA table_info(collections)")}
         if "models" not in columns:
             self._record_legacy_models()
+        if "original_path" not in {r["name"] for r in self.query("PRAGMA table_info(documents)")}:
+            self._conn().execute("ALTER TABLE documents ADD COLUMN original_path TEXT")  # stores from before pages were rendered
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -291,7 +294,8 @@ class DocStore:
         return [dict(r) for r in self.query("SELECT * FROM documents WHERE collection_id = ? ORDER BY id", (collection_id,))]
 
     def replace_document(self, collection_id: int, source: str, file_name: str, content_hash: str, fmt: str,
-                         pages: int | None, size_bytes: int, units: list[dict]) -> tuple[int, list[int], list[int]]:
+                         pages: int | None, size_bytes: int, units: list[dict],
+                         original_path: str | None = None) -> tuple[int, list[int], list[int]]:
         """Write a parsed document and its units in one transaction, replacing an older version.
 
         ``units`` are dicts with the unit fields plus ``text_vec``/``image_vec`` (float32 arrays or None).
@@ -306,14 +310,14 @@ class DocStore:
                 db.execute("DELETE FROM units WHERE document_id = ?", (old[0],))
                 db.execute(
                     "UPDATE documents SET file_name=?, content_hash=?, format=?, status='done', error=NULL, pages=?,"
-                    " n_units=?, size_bytes=?, updated_at=? WHERE id=?",
-                    (file_name, content_hash, fmt, pages, len(units), size_bytes, now, old[0]))
+                    " n_units=?, size_bytes=?, original_path=?, updated_at=? WHERE id=?",
+                    (file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, old[0]))
                 doc_id = old[0]
             else:
                 cur = db.execute(
                     "INSERT INTO documents (collection_id, source, file_name, content_hash, format, status, pages, n_units,"
-                    " size_bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?)",
-                    (collection_id, source, file_name, content_hash, fmt, pages, len(units), size_bytes, now, now))
+                    " size_bytes, original_path, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
+                    (collection_id, source, file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, now))
                 doc_id = cur.lastrowid
             new_ids = []
             for u in units:

@@ -221,15 +221,18 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------
     def commit_document(self, collection_id: int, source: str, file_name: str, content_hash: str, fmt: str,
-                        pages: int | None, size_bytes: int, units: list[dict]) -> tuple[int, list[int]]:
+                        pages: int | None, size_bytes: int, units: list[dict],
+                        original_path: str | None = None) -> tuple[int, list[int]]:
         """Store a document (replacing an older version) and update the live indexes."""
         with self.writer():
             ci = self.indexes(collection_id)
             old = self.docs.document_by_source(collection_id, source)
             old_paths = [u.image_path for u in self.docs.document_units(old["id"])] if old else []
+            if old and old.get("original_path"):
+                old_paths.append(old["original_path"])
             with ci.lock:
                 doc_id, new_ids, removed = self.docs.replace_document(
-                    collection_id, source, file_name, content_hash, fmt, pages, size_bytes, units)
+                    collection_id, source, file_name, content_hash, fmt, pages, size_bytes, units, original_path)
                 generation = self.docs.generation(collection_id)
                 if ci.generation == generation - 1:
                     self._apply(ci, new_ids, removed, units)
@@ -259,22 +262,30 @@ class Store:
     def delete_document(self, doc_id: int) -> None:
         with self.writer():
             units = self.docs.document_units(doc_id)
+            original = (self.docs.document(doc_id) or {}).get("original_path")
             collection_id, _removed = self.docs.delete_document(doc_id)
             self.indexes(collection_id)  # reconcile removes them from every index
             self.save(collection_id)
-            self._collect_garbage_blobs([u.image_path for u in units if u.image_path])
+            self._collect_garbage_blobs([u.image_path for u in units if u.image_path] + ([original] if original else []))
 
     def delete_collection(self, collection_id: int) -> None:
         with self.writer():
+            blobs = [r[0] for r in self.docs.query(
+                "SELECT image_path FROM units WHERE collection_id = ? AND image_path IS NOT NULL UNION"
+                " SELECT original_path FROM documents WHERE collection_id = ? AND original_path IS NOT NULL",
+                (collection_id, collection_id))]
             self.docs.delete_collection(collection_id)
             with self._cache_lock:
                 self._cache.pop(collection_id, None)
             shutil.rmtree(self._dir(collection_id), ignore_errors=True)
+            self._collect_garbage_blobs(blobs)
 
     def _collect_garbage_blobs(self, removed_paths: list[str]) -> None:
-        """Image files are shared by content hash: remove one only when no unit points at it."""
+        """Blob files (images, original PDFs) are shared by content hash: remove one only when no unit
+        or document points at it."""
         for path in removed_paths:
-            if not self.docs.query("SELECT 1 FROM units WHERE image_path = ? LIMIT 1", (path,)):
+            if not self.docs.query("SELECT 1 FROM units WHERE image_path = ? UNION ALL"
+                                   " SELECT 1 FROM documents WHERE original_path = ? LIMIT 1", (path, path)):
                 try:
                     if Path(path).resolve().is_relative_to(self.blob_dir.resolve()):
                         Path(path).unlink(missing_ok=True)

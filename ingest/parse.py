@@ -29,6 +29,7 @@ class ParsedDocument:
     units: list[Unit]
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
+    original_path: str | None = None  # the stored file its pages are rendered from (PDFs)
 
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff/\\\\]")
@@ -150,4 +151,7 @@ def parse_document(data: bytes, name: str, settings: Settings, sink: ImageSink,
         hint = " (a scan with OCR disabled?)" if fmt in ("pdf", "image") and settings.ocr_engine == "none" else ""
         raise CorruptDocument(f"no extractable content: the {fmt} holds no text, table or image{hint}")
     pages = max((u.page or 0 for u in units), default=0) or None
-    return ParsedDocument(fmt, units, pages)
+    # a PDF is kept (once per content) so that a citation can show its page; an image document's
+    # pages are its own stored images
+    original = sink(data, "pdf") if fmt == "pdf" and settings.keep_originals else None
+    return ParsedDocument(fmt, units, pages, original_path=original)

@@ -368,7 +368,8 @@ class Ingestor:
                 row["sentence_vecs"] = sentence_vecs[offset + k]
                 rows.append(row)
             offset += len(parsed.units)
-            doc_id, _ids = self.store.commit_document(cid, source, name, digest, parsed.format, parsed.pages, size, rows)
+            doc_id, _ids = self.store.commit_document(cid, source, name, digest, parsed.format, parsed.pages, size, rows,
+                                                      parsed.original_path)
             results.append(FileResult(source, "ok", None, doc_id, len(rows), parsed.format))
         return results
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     ocr_dpi: int = 200
     pdf_layout: str = Field("rapid-layout", description="layout model for PDF pages that draw graphics (vector charts "
                                                         "become image units): rapid-layout or none")
+    keep_originals: bool = Field(True, description="store each PDF once (by content) so that citations can show the "
+                                                   "page: GET /documents/{id}/pages/{n}.png")
+    page_dpi: int = Field(110, ge=36, le=300, description="default resolution of rendered page images")
     min_image_px: int = Field(48, description="smaller embedded images (bullets, rules) are ignored")
 
     # Limits: bad input fails its own document, never the batch or the server.

@@ -1,10 +1,12 @@
 """The REST service, over real HTTP, with a real LLM server process behind it."""
 
 import hashlib
+import io
 import json
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.app.conftest import set_mode
 from tests.fixturegen import OCR_WORDS, TABLE
@@ -204,3 +206,44 @@ def test_caption_less_drawings_are_found_by_text_through_query_and_eval(service,
     assert run.returncode == 0, run.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recall@1"] == 1.0 and metrics["by_modality"]["image"]["recall@1"] == 1.0
+
+
+def _png(r) -> Image.Image:
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text[:200]
+    return Image.open(io.BytesIO(r.content)).convert("RGB")
+
+
+def test_a_citation_links_its_page_with_the_region_boxed_and_the_region_cut_out(service):
+    cite = post_query(service, query="Iron mg/kg Etna south", generate=False, filters={"types": ["table"]}).json()["citations"][0]
+    assert cite["file_name"] == "survey.pdf" and cite["page"] == 1
+    assert cite["page_url"] == f"/documents/{cite['document_id']}/pages/1.png?highlight={cite['unit_id']}"
+    plain = _png(httpx.get(f"{service}/documents/{cite['document_id']}/pages/1.png?dpi=72"))
+    assert abs(plain.width - 595) <= 1 and abs(plain.height - 842) <= 1  # A4 in points at 72 dpi
+    boxed = _png(httpx.get(f"{service}{cite['page_url']}&dpi=72"))
+    x0, y0, x1, y1 = (round(v) for v in cite["bbox"])
+    r, g, b = boxed.getpixel(((x0 + x1) // 2, y0))  # the box's top edge is drawn in orange
+    assert r > 200 and 40 < g < 140 and b < 60, (r, g, b)
+    assert plain.getpixel((5, 5)) == boxed.getpixel((5, 5))  # nothing drawn outside it
+    crop = _png(httpx.get(service + cite["crop_url"]))
+    ratio = (x1 - x0) / (y1 - y0)
+    assert abs(crop.width / crop.height - ratio) < 0.25 * ratio  # the table's region, padded a little
+    assert crop.width >= (x1 - x0) * 150 / 72 * 0.95
+
+
+def test_page_images_refuse_clearly(service):
+    docs = {d["file_name"]: d for d in httpx.get(f"{service}/collections/docs/documents").json()["documents"]}
+    assert all("original_path" not in d for d in docs.values())
+    pdf, docx = docs["survey.pdf"], docs["survey.docx"]
+    assert pdf["pages_viewable"] and not docx["pages_viewable"]
+    out_of_range = httpx.get(f"{service}/documents/{pdf['id']}/pages/9.png")
+    assert out_of_range.status_code == 404 and "out of range" in out_of_range.json()["detail"]
+    not_pdf = httpx.get(f"{service}/documents/{docx['id']}/pages/1.png")
+    assert not_pdf.status_code == 404 and "PDFs and images" in not_pdf.json()["detail"]
+    docx_unit = httpx.get(f"{service}/documents/{docx['id']}/units").json()["units"][0]
+    assert docx_unit["page_url"] is None
+    foreign = httpx.get(f"{service}/documents/{pdf['id']}/pages/1.png?highlight={docx_unit['id']}")
+    assert foreign.status_code == 404 and "has no unit" in foreign.json()["detail"]
+    sign = docs["sign.png"]  # an image document's page is the image itself
+    frame = next(u for u in httpx.get(f"{service}/documents/{sign['id']}/units").json()["units"] if u["type"] == "image")
+    page = _png(httpx.get(f"{service}/documents/{sign['id']}/pages/1.png"))
+    assert page.size == _png(httpx.get(service + frame["crop_url"])).size == (frame["bbox"][2], frame["bbox"][3])

@@ -102,3 +102,23 @@ def test_cli_ingest_list_delete(fixtures, tmp_path):
     ci = store.indexes(cid)
     assert len(ci.bm25) == 0 and (ci.vectors["text"] is None or len(ci.vectors["text"]) == 0)
     assert np.all([d["file_name"] != "notes.txt" for d in store.docs.documents(cid)])
+
+
+def test_a_pdf_is_kept_once_for_its_page_images_and_removed_with_its_last_document(ingestor, fixtures, tmp_path):
+    from pathlib import Path
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("a.pdf", "b.pdf"):  # the same bytes under two names: one stored copy
+        shutil.copy(fixtures["pdf"], folder / name)
+    assert ingestor.ingest_paths([folder], "orig", progress=False).ok == 2
+    store = ingestor.store
+    cid = store.docs.collection_id("orig")
+    docs = {d["file_name"]: d for d in store.docs.documents(cid)}
+    original = Path(docs["a.pdf"]["original_path"])
+    assert docs["b.pdf"]["original_path"] == str(original)
+    assert original.read_bytes() == fixtures["pdf"].read_bytes() and original.is_relative_to(store.blob_dir)
+    store.delete_document(docs["a.pdf"]["id"])
+    assert original.exists()  # b.pdf still points at it
+    store.delete_collection(cid)
+    assert not original.exists()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from app.api.deps import PrincipalDep, ServicesDep, allow
-from app.api.routes.documents import CollectionName
+from app.api.routes.documents import CollectionName, public
 
 router = APIRouter(tags=["collections"])
 
@@ -20,7 +20,7 @@ def list_documents(name: CollectionName, services: ServicesDep, principal: Princ
     cid = services.store.docs.collection_id(name)
     if cid is None:
         raise HTTPException(404, f"no collection named {name!r}")
-    return {"collection": name, "documents": services.store.docs.documents(cid)}
+    return {"collection": name, "documents": [public(d) for d in services.store.docs.documents(cid)]}
 
 
 @router.delete("/collections/{name}", status_code=204)

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from app.answer import region_urls
 from app.api.deps import PrincipalDep, ServicesDep, allow
 from app.api.routes import metrics
 from app.api.routes.uploads import stage
+from app.pages import NoPageImage
 
 router = APIRouter(tags=["documents"])
 CollectionName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/\\]+$")]
@@ -68,16 +70,24 @@ def document_for(services, principal, doc_id: int, action: str = "read") -> dict
 
 @router.get("/documents/{doc_id}")
 def get_document(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) -> dict:
-    return document_for(services, principal, doc_id)
+    return public(document_for(services, principal, doc_id))
+
+
+def public(doc: dict) -> dict:
+    """A document row as clients see it: server paths stay on the server."""
+    out = {k: v for k, v in doc.items() if k != "original_path"}
+    out["pages_viewable"] = bool(doc.get("original_path")) or doc.get("format") == "image"
+    return out
 
 
 @router.get("/documents/{doc_id}/units")
 def get_units(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) -> dict:
-    document_for(services, principal, doc_id)
+    doc = document_for(services, principal, doc_id)
     units = []
     for u in services.store.docs.document_units(doc_id):
         d = {k: v for k, v in u.__dict__.items() if k != "image_path"}  # server paths stay on the server
         d["image_url"] = f"/units/{u.id}/image" if u.image_path else None
+        d.update(region_urls(u, doc))
         units.append(d)
     return {"document_id": doc_id, "units": units}
 
@@ -102,3 +112,44 @@ def unit_image(unit_id: DocId, services: ServicesDep, principal: PrincipalDep):
     if not path.resolve().is_relative_to(services.store.blob_dir.resolve()) or not path.exists():
         raise HTTPException(404, "image file is gone")
     return FileResponse(path)
+
+
+_PNG_HEADERS = {"Cache-Control": "private, max-age=300"}
+
+
+@router.get("/documents/{doc_id}/pages/{page}.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 404: {"description": "no such page, or not a PDF or image"}})
+def page_image(doc_id: DocId, page: Annotated[int, Path(ge=1, le=100_000)], services: ServicesDep, principal: PrincipalDep,
+               highlight: int | None = Query(None, ge=1, description="a unit id of this document: its box is drawn"),
+               dpi: int | None = Query(None, ge=36, le=300, description="resolution (default MMRAG_PAGE_DPI)")):
+    """The page rendered as PNG; with ``highlight``, the unit's region is boxed on it."""
+    doc = document_for(services, principal, doc_id)
+    box = None
+    if highlight is not None:
+        unit = services.store.docs.units([highlight]).get(highlight)
+        if unit is None or unit.document_id != doc_id:
+            raise HTTPException(404, f"document {doc_id} has no unit {highlight}")
+        if unit.page != page:
+            raise HTTPException(404, f"unit {highlight} is on page {unit.page}, not page {page}")
+        box = unit.bbox
+    try:
+        png = services.pages.page_png(doc, page, dpi, box)
+    except NoPageImage as exc:
+        raise HTTPException(404, str(exc)) from None
+    return Response(png, media_type="image/png", headers=_PNG_HEADERS)
+
+
+@router.get("/units/{unit_id}/crop.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 404: {"description": "no such unit, or no region to show"}})
+def unit_crop(unit_id: DocId, services: ServicesDep, principal: PrincipalDep,
+              dpi: int | None = Query(None, ge=36, le=300, description="resolution of a region cut from its page (default 150)")):
+    """The unit's region of its page as PNG: a figure as it was cropped, a table or passage cut from the page."""
+    unit = services.store.docs.units([unit_id]).get(unit_id)
+    if unit is None:
+        raise HTTPException(404, f"no unit {unit_id}")
+    doc = document_for(services, principal, unit.document_id)
+    try:
+        png = services.pages.crop_png(doc, unit, dpi)
+    except NoPageImage as exc:
+        raise HTTPException(404, str(exc)) from None
+    return Response(png, media_type="image/png", headers=_PNG_HEADERS)
