@@ -309,3 +309,29 @@ def _wrap(text: str, width: int) -> list[str]:
         else:
             cur = f"{cur} {word}".strip()
     return lines + [cur] if cur else lines
+
+
+BORDERLESS = [["Region", "Households", "Share recycling", "Change"],
+              ["North coast", "41,200", "63%", "+4"],
+              ["Inland valleys", "18,950", "57%", "+2"],
+              ["Capital district", "102,400", "71%", "+6"],
+              ["Islands", "6,310", "48%", "-1"],
+              ["All regions", "168,860", "66%", "+4"]]
+
+
+def make_borderless_table_report(path: Path) -> Path:
+    """A report page whose table has no rulings at all: columns by alignment only, between body text."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    table = Table(BORDERLESS, colWidths=[130, 90, 100, 60])
+    table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"), ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+                               ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+    body = "Households were asked whether they separate paper, glass and plastics every week. "
+    story = [Paragraph("Regional results", styles["Heading1"]), Paragraph(body * 3, styles["BodyText"]), Spacer(1, 10),
+             Paragraph("Table 2: Households recycling by region, 2023.", styles["Italic"]), Spacer(1, 4), table,
+             Spacer(1, 12), Paragraph("The capital district leads because collection there is weekly. " * 3, styles["BodyText"])]
+    SimpleDocTemplate(str(path), pagesize=letter).build(story)
+    return path

@@ -21,6 +21,7 @@ from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model
 from ingest.limits import check_pages, image_fits, render_scale
 from ingest.ocr import OcrEngine, lines_to_paragraphs
 from ingest.reading import drop_running_lines, reading_order
+from ingest.tables import Run, aligned_tables
 from mmrag.errors import CorruptDocument, EncryptedDocument
 from mmrag.settings import Settings
 
@@ -91,9 +92,10 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     width, height = page.get_size()
     textpage = page.get_textpage()
     try:
-        lines = _text_lines(textpage, height)
+        segments = _text_segments(textpage, height)
     finally:
         textpage.close()
+    lines = _merge_lines(segments)
     images = list(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3))
     n_paths = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2))
 
@@ -109,6 +111,10 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     tables = _tables(plumber, index, page_no) if n_paths >= MIN_PATHS_FOR_TABLES else []
     # a "table" that pdfplumber finds inside a chart is its gridlines and labels, not a table
     tables = [t for t in tables if not any(_overlap(t.bbox, f.bbox) > 0.5 for f in figures)]
+    # tables without rulings, from the text runs that no figure or ruled table holds
+    taken = [b.bbox for b in tables + figures]
+    runs = [Run(sg.text, sg.bbox) for sg in segments if not any(_inside(sg.bbox, box) for box in taken)]
+    tables += [Block("table", page=page_no, bbox=t.bbox, rows=t.rows, meta={"table_finder": "aligned"}) for t in aligned_tables(runs)]
     if tables:
         lines = [ln for ln in lines if not any(_inside(ln.bbox, t.bbox) for t in tables)]
     for fig in figures:
@@ -129,7 +135,8 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     return reading_order(items, lambda b: b.bbox)
 
 
-def _text_lines(textpage, page_height: float) -> list[_Line]:
+def _text_segments(textpage, page_height: float) -> list[_Line]:
+    """The page's text runs (pdfium's rects: a run of one font on one line, a table cell)."""
     n_rects = textpage.count_rects()
     segments: list[_Line] = []
     for i in range(n_rects):
@@ -141,6 +148,10 @@ def _text_lines(textpage, page_height: float) -> list[_Line]:
         ci = pdfium_c.FPDFText_GetCharIndexAtPos(textpage.raw, cx, cy, (right - left) / 2 + 1, (top - bottom) / 2 + 1)
         size = pdfium_c.FPDFText_GetFontSize(textpage.raw, ci) if ci >= 0 else (top - bottom)
         segments.append(_Line(text, [left, page_height - top, right, page_height - bottom], float(size)))
+    return segments
+
+
+def _merge_lines(segments: list[_Line]) -> list[_Line]:
     # Merge segments into lines in content-stream order: that order is the author's reading
     # order (columns, OCR layers), which a sort by coordinates would scramble.
     lines: list[_Line] = []
