@@ -121,6 +121,10 @@ def _markdown(out: Path, name: str, summary: dict, results, plots: list[str], co
         lines += [f"| {k} | {_fmt(summary.get(k))} |" for k in ("page_hit@1", "page_hit@5", "page_hit@10")]
         lines += ["", "| evidence source | questions | page_hit@5 |", "|---|---|---|"]
         lines += [f"| {src} | {v['questions']} | {_fmt(v['page_hit@5'])} |" for src, v in summary.get("page_hit@5_by_source", {}).items()]
+        if summary.get("page_hit@5_by_unit_type"):
+            lines += ["", "By unit type: page_hit@5 when only units of that type are ranked (what each kind finds on its own).", "",
+                      "| unit type | page_hit@5 |", "|---|---|"]
+            lines += [f"| {kind} | {_fmt(v)} |" for kind, v in summary["page_hit@5_by_unit_type"].items()]
     if summary.get("by_modality"):
         lines += ["", "## By modality (ranking restricted to units of one type)", "", "| type | " + " | ".join(RETRIEVAL_KEYS) + " |",
                   "|---|" + "---|" * len(RETRIEVAL_KEYS)]

@@ -104,11 +104,11 @@ class HttpRunner:
 PAGE_KEYS = ("page_hit@1", "page_hit@5", "page_hit@10")
 
 
-def page_scores(p: Prediction) -> dict[str, float]:
+def page_scores(p: Prediction, kind: str | None = None) -> dict[str, float]:
     """Page level: a hit at k when any evidence page of a relevant document is among the first k distinct
-    (document, page) pairs retrieved."""
+    (document, page) pairs retrieved (of the units of one ``kind`` only, if given)."""
     relevant = {(d, n) for d in p.relevant for n in p.meta.get("evidence_pages", [])}
-    pages = list(dict.fromkeys((r["file_name"], r["page"]) for r in p.retrieved if r.get("page")))
+    pages = list(dict.fromkeys((r["file_name"], r["page"]) for r in p.retrieved if r.get("page") and (kind is None or r.get("type") == kind)))
     return {f"page_hit@{k}": float(bool(relevant & set(pages[:k]))) for k in (1, 5, 10)}
 
 
@@ -142,6 +142,9 @@ def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
         sources = sorted({s for p in paged for s in p.meta.get("evidence_sources", [])})
         out["page_hit@5_by_source"] = {s: {"questions": len(sub), "page_hit@5": statistics.fmean(p.scores["page_hit@5"] for p in sub)}
                                        for s in sources for sub in [[p for p in paged if s in p.meta.get("evidence_sources", [])]]}
+        # which kind of unit finds the page: each kind's own units ranked alone
+        out["page_hit@5_by_unit_type"] = {kind: statistics.fmean(page_scores(p, kind)["page_hit@5"] for p in paged)
+                                          for kind in ("text", "table", "image") if any(r["type"] == kind for p in paged for r in p.retrieved)}
     answered = [p for p in preds if p.answer is not None and p.references]
     if answered:
         out["bleu"] = corpus_bleu([p.answer for p in answered], [p.references for p in answered])

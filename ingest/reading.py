@@ -17,6 +17,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+MAX_DEPTH = 40  # nesting of cuts; real pages need a handful
 MIN_GUTTER = 6.0  # points: narrower white space between boxes is a word gap, not a gutter
 MARGIN = 0.09  # of the page height: a block wholly above or below this is in the header or footer zone
 _PAGE_NUMBER = re.compile(r"^(page\s*)?[\divxlc]{1,6}(\s*(of|/)\s*\d{1,5})?$|^[-–—]\s*\d{1,5}\s*[-–—]$", re.I)
@@ -53,31 +54,37 @@ def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
     return cuts
 
 
-def _cut(boxed: list) -> list:
-    if len(boxed) < 2:
-        return boxed
+def _cut(boxed: list, depth: int = 0) -> list:
+    if len(boxed) < 2 or depth > MAX_DEPTH:  # (past it: the sort at the end)
+        return boxed if len(boxed) < 2 else _sorted(boxed)
     gutters = _gaps([(b[0], b[2]) for b, _, _ in boxed], MIN_GUTTER)
     if gutters:  # columns with nothing across them: left to right, each read on its own
-        return [e for g in _split(boxed, gutters, 0) for e in _cut(g)]
+        return [e for g in _split(boxed, gutters, 0) for e in _cut(g, depth + 1)]
     left, right = min(b[0] for b, _, _ in boxed), max(b[2] for b, _, _ in boxed)
     narrow = [e for e in boxed if e[0][2] - e[0][0] <= 0.55 * (right - left)]
     gutters = _gaps([(b[0], b[2]) for b, _, _ in narrow], MIN_GUTTER) if len(narrow) > 1 else []
     if gutters:
         # columns interrupted by items that span them (a title, a wide figure): those items cut the
         # page into bands; each band between them is read column by column
-        out: list = []
-        run: list = []
-        for e in sorted(boxed, key=lambda e: (e[0][1], e[0][0])):
-            if any(e[0][0] < g < e[0][2] for g in gutters):
-                out.extend(_cut(run))
-                out.append(e)
-                run = []
-            else:
-                run.append(e)
-        return out + _cut(run)
+        spanning = [e for e in boxed if any(e[0][0] < g < e[0][2] for g in gutters)]
+        if spanning:  # (a wide item may narrow the gap without crossing its middle: then bands below)
+            out: list = []
+            run: list = []
+            for e in sorted(boxed, key=lambda e: (e[0][1], e[0][0])):
+                if any(e is s for s in spanning):
+                    out.extend(_cut(run, depth + 1))
+                    out.append(e)
+                    run = []
+                else:
+                    run.append(e)
+            return out + _cut(run, depth + 1)
     bands = _gaps([(b[1], b[3]) for b, _, _ in boxed], 0.01)
     if bands:  # one column: top to bottom
-        return [e for g in _split(boxed, bands, 1) for e in _cut(g)]
+        return [e for g in _split(boxed, bands, 1) for e in _cut(g, depth + 1)]
+    return _sorted(boxed)
+
+
+def _sorted(boxed: list) -> list:
     # nothing separates them (overlapping boxes): top to bottom, then left to right, then as given
     return sorted(boxed, key=lambda e: (round(e[0][1] / 4), e[0][0], e[1]))
 

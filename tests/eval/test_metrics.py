@@ -81,3 +81,20 @@ def test_page_hits_count_an_evidence_page_among_the_first_distinct_pages():
     assert page_scores(p) == {"page_hit@1": 0.0, "page_hit@5": 1.0, "page_hit@10": 1.0}  # the third distinct page
     p.meta["evidence_pages"] = [5]  # page 5 of a.pdf, not of b.pdf
     assert page_scores(p)["page_hit@10"] == 0.0
+
+
+def test_page_hits_by_unit_type_rank_each_kind_alone_and_reach_the_report(tmp_path):
+    from eval.report import write_outputs
+    from eval.run import Prediction, aggregate, score_prediction
+
+    retrieved = [{"file_name": "a.pdf", "page": p, "type": t, "score": 1.0} for p, t in [(1, "text"), (2, "text"), (3, "text"), (4, "text"),
+                                                                          (5, "text"), (7, "image"), (6, "table")]]
+    p = Prediction("q", "?", [], ["a.pdf"], retrieved=retrieved, meta={"evidence_pages": [7], "evidence_sources": ["Chart"]})
+    score_prediction(p)
+    out = aggregate([p], with_meteor=False)
+    assert out["page_hit@5"] == 0.0  # the sixth distinct page
+    assert out["page_hit@5_by_unit_type"] == {"text": 0.0, "table": 0.0, "image": 1.0}
+    assert out["page_hit@5_by_source"] == {"Chart": {"questions": 1, "page_hit@5": 0.0}}
+    write_outputs(tmp_path, "pages", {"default": (out, [p])}, "mmrag eval", "test machine")
+    report = (tmp_path / "report.md").read_text()
+    assert "| image | 1.000 |" in report and "| Chart | 1 | 0.000 |" in report

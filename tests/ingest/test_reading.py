@@ -54,3 +54,9 @@ def test_a_header_on_only_two_pages_stays():
     assert sum(1 for b in kept if b.text == "Appendix A") == 2
     blocks.append(_b("12", [300, 770, 310, 780], page=3))
     assert "12" not in [b.text for b in drop_running_lines(blocks, {p: 792.0 for p in range(1, 13)}, 12)]
+
+
+def test_a_crowded_page_is_ordered_without_deep_recursion():
+    # a staircase of boxes, each one a little wider than the last: every cut peels off one box
+    items = [_b(f"b{k}", [300 - k, 10 * k, 300 + k + 1, 10 * k + 8]) for k in range(3000)]
+    assert len(reading_order(items, lambda b: b.bbox)) == 3000
