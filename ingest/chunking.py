@@ -145,7 +145,7 @@ class Chunker:
         units = []
         for k, part in enumerate(parts):
             part_rows = [header, *part]
-            meta = {"rows": part_rows, "n_rows": len(body)}
+            meta = {**block.meta, "rows": part_rows, "n_rows": len(body)}
             if len(parts) > 1:
                 meta["part"] = f"{k + 1}/{len(parts)}"
             units.append(Unit("table", rows_to_text(part_rows), page=block.page, bbox=block.bbox, heading=heading,

@@ -335,3 +335,64 @@ def make_borderless_table_report(path: Path) -> Path:
              Spacer(1, 12), Paragraph("The capital district leads because collection there is weekly. " * 3, styles["BodyText"])]
     SimpleDocTemplate(str(path), pagesize=letter).build(story)
     return path
+
+
+CHART_DATA = {"categories": ["2020", "2021", "2022"], "series": {"Wind": [12.5, 14.0, 17.25], "Solar": [3.0, 5.5, 9.0]}}
+
+
+def _chart_pptx(path: Path) -> Path:
+    from pptx import Presentation
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    prs = Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "Renewable output"
+    data = CategoryChartData()
+    data.categories = CHART_DATA["categories"]
+    for name, values in CHART_DATA["series"].items():
+        data.add_series(name, values)
+    frame = slide.shapes.add_chart(XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(1.5), Inches(7), Inches(4.5), data)
+    frame.chart.has_title = True
+    frame.chart.chart_title.text_frame.text = "Generation in TWh"
+    prs.save(str(path))
+    return path
+
+
+def make_chart_pptx(path: Path) -> Path:
+    """A slide with a native column chart (data in the file, no picture of it)."""
+    return _chart_pptx(path)
+
+
+def make_chart_docx(path: Path) -> Path:
+    """A DOCX with a native chart between two paragraphs. python-docx cannot draw charts, so the chart
+    part python-pptx wrote is related from the document and referenced by an inline drawing, as Word does."""
+    import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+
+    deck = _chart_pptx(path.with_suffix(".pptx"))
+    with zipfile.ZipFile(deck) as z:
+        chart_xml = z.read(next(n for n in z.namelist() if n.startswith("ppt/charts/chart") and n.endswith(".xml")))
+    deck.unlink()
+    document = docx.Document()
+    document.add_paragraph("Output grew every year, wind most of all.")
+    part = Part(PackURI("/word/charts/chart1.xml"), "application/vnd.openxmlformats-officedocument.drawingml.chart+xml",
+                chart_xml, document.part.package)
+    rid = document.part.relate_to(part, RT.CHART)
+    drawing = parse_xml(
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:drawing>'
+        '<wp:inline xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing">'
+        '<wp:extent cx="5486400" cy="3200400"/><wp:docPr id="1" name="Chart 1"/>'
+        '<a:graphic xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main">'
+        '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart">'
+        f'<c:chart xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+        f'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" r:id="{rid}"/>'
+        '</a:graphicData></a:graphic></wp:inline></w:drawing></w:r>')
+    document.add_paragraph()._p.append(drawing)
+    document.add_paragraph("Solar tripled over the period.")
+    document.save(str(path))
+    return path

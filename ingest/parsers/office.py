@@ -11,6 +11,7 @@ import logging
 import re
 
 from ingest.blocks import Block, normalise_rows
+from ingest.charts import chart_parts, read_chart
 from ingest.limits import check_pages, check_zip
 from mmrag.errors import CorruptDocument, LimitExceeded
 from mmrag.settings import Settings
@@ -55,6 +56,7 @@ def parse_docx(data: bytes, settings: Settings) -> list[Block]:
         if tag == "p":
             para = Paragraph(child, document)
             blocks.extend(_docx_images(child, part))
+            blocks.extend(chart_blocks(chart_parts(child, part)))
             text = para.text.strip()
             if not text:
                 continue
@@ -139,8 +141,23 @@ def _bbox(shape) -> list[float] | None:
     return [x0, y0, x0 + (shape.width or 0) / EMU_PER_PT, y0 + (shape.height or 0) / EMU_PER_PT]
 
 
+def chart_blocks(parts: list[bytes], page: int | None = None, box: list[float] | None = None) -> list[Block]:
+    """A native chart becomes a table of its data, titled by the chart (rendering it needs an Office
+    renderer, which is not here: the numbers are what questions ask about)."""
+    out = []
+    for xml in parts:
+        chart = read_chart(xml)
+        if chart is not None and len(chart.rows) > 1:
+            caption = f"Chart: {chart.title}" if chart.title else "Chart"
+            out.append(Block("table", page=page, bbox=box, rows=chart.rows, caption=caption,
+                             meta={"chart": chart.kind}))
+    return out
+
+
 def _shape_blocks(shape, page: int) -> list[Block]:
     box = _bbox(shape)
+    if getattr(shape, "has_chart", False) and shape.has_chart:
+        return chart_blocks(chart_parts(shape._element, shape.part), page, box)
     if getattr(shape, "has_table", False) and shape.has_table:
         rows = normalise_rows([[cell.text for cell in row.cells] for row in shape.table.rows])
         return [Block("table", page=page, bbox=box, rows=rows)] if rows else []
