@@ -133,3 +133,22 @@ def _looks_tabular(grid: list[list[str]]) -> bool:
         return False
     numeric = any(sum(any(ch.isdigit() for ch in c) for c in col) >= 0.5 * len(col) for col in columns[1:])
     return numeric or len(columns) >= 3
+
+
+def join_continued(blocks: list) -> list:
+    """A table that ends its page and goes on first thing on the next becomes one table, when the next
+    page's part has as many columns and repeats the header (then dropped) or spans the same width.
+    Runs after running headers and footers are gone, so they do not stand between the parts."""
+    out: list = []
+    for b in blocks:
+        prev = out[-1] if out else None
+        if (b.kind == "table" and prev is not None and prev.kind == "table" and prev.rows and b.rows and b.page
+                and b.page == prev.meta.get("pages", [prev.page])[-1] + 1 and len(prev.rows[0]) == len(b.rows[0])):
+            same_header = b.rows[0] == prev.rows[0]
+            aligned = bool(prev.bbox and b.bbox) and abs(prev.bbox[0] - b.bbox[0]) <= 8 and abs(prev.bbox[2] - b.bbox[2]) <= 8
+            if same_header or aligned:
+                prev.rows = prev.rows + (b.rows[1:] if same_header else b.rows)
+                prev.meta["pages"] = [*prev.meta.get("pages", [prev.page]), b.page]
+                continue
+        out.append(b)
+    return out

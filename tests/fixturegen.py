@@ -396,3 +396,22 @@ def make_chart_docx(path: Path) -> Path:
     document.add_paragraph("Solar tripled over the period.")
     document.save(str(path))
     return path
+
+
+LONG_TABLE = [["Station", "Rainfall mm", "Days"]] + [[f"Station {k:02d}", str(400 + 7 * k), str(100 + k)] for k in range(1, 71)]
+
+
+def make_continued_table_pdf(path: Path) -> Path:
+    """A ruled table too long for one page: reportlab splits it and repeats the header on the next."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    table = Table(LONG_TABLE, repeatRows=1)
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
+    story = [Paragraph("Rainfall by station", styles["Heading1"]), Paragraph("Table 4: Rainfall in 2023.", styles["Italic"]), table,
+             Paragraph("Stations in the west record the most rain.", styles["BodyText"])]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path

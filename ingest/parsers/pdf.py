@@ -21,7 +21,7 @@ from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model
 from ingest.limits import check_pages, image_fits, render_scale
 from ingest.ocr import OcrEngine, lines_to_paragraphs
 from ingest.reading import drop_running_lines, reading_order
-from ingest.tables import Run, aligned_tables
+from ingest.tables import Run, aligned_tables, join_continued
 from mmrag.errors import CorruptDocument, EncryptedDocument
 from mmrag.settings import Settings
 
@@ -62,7 +62,7 @@ def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Bl
         finally:
             plumber.close()
         heights = {i + 1: doc.get_page_size(i)[1] for i in range(n_pages)}
-        return drop_running_lines(blocks, heights, n_pages)
+        return join_continued(drop_running_lines(blocks, heights, n_pages))
     finally:
         doc.close()
 

@@ -46,3 +46,15 @@ def test_an_empty_cell_keeps_its_column():
     rows = [["Site", "2022", "2023"], ["North", "12", "15"], ["South", "", "9"], ["East", "7", "8"]]
     [table] = aligned_tables(_grid(rows))
     assert table.rows == rows
+
+
+def test_a_table_continued_on_the_next_page_is_one_table(tmp_path, settings):
+    from ingest.parse import parse_blocks
+    from tests.fixturegen import LONG_TABLE, make_continued_table_pdf
+
+    pdf = make_continued_table_pdf(tmp_path / "long.pdf")
+    _, blocks = parse_blocks(pdf.read_bytes(), "long.pdf", settings)
+    tables = [b for b in blocks if b.kind == "table"]
+    assert len(tables) == 1
+    assert tables[0].rows == LONG_TABLE  # the repeated header once
+    assert tables[0].meta["pages"] == [1, 2] and tables[0].page == 1
