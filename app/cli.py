@@ -84,7 +84,8 @@ def cmd_ingest(args) -> int:
     settings = _settings(args)
     ingestor = _ingestor(settings)
     try:
-        summary = ingestor.ingest_paths(args.paths, args.collection, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
+        summary = ingestor.ingest_paths(args.paths, args.collection, progress=not args.no_progress and sys.stderr.isatty() or args.progress,
+                                        reparse=args.reparse)
     finally:
         ingestor.close()
     if args.json:
@@ -254,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--reparse", action="store_true", help="parse unchanged files again (after an upgrade improved the parsers); "
+                    "each is replaced in one transaction, so queries never see it half-written")
     sp.set_defaults(func=cmd_ingest)
 
     sp = sub.add_parser("reembed", help="re-embed a collection with the models configured now (after changing "

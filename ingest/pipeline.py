@@ -94,6 +94,7 @@ class Item:
     name: str
     assets: AssetFolder | None = None
     replace: bool = True
+    reparse: bool = False  # parse it again even if unchanged (the parsers got better)
 
 
 # -- worker side ---------------------------------------------------------------------------
@@ -189,8 +190,10 @@ class Ingestor:
     # -- batches -------------------------------------------------------------------------
     def ingest_paths(self, paths: Iterable[str | Path], collection: str, progress: bool = True,
                      on_result: Callable[[FileResult, int], None] | None = None,
-                     roots: list[Path] | None = None, cancelled: Callable[[], bool] | None = None) -> Summary:
-        """Ingest files and folders. ``on_result(result, total)`` is called after each file (job progress).
+                     roots: list[Path] | None = None, cancelled: Callable[[], bool] | None = None,
+                     reparse: bool = False) -> Summary:
+        """Ingest files and folders. ``on_result(result, total)`` is called after each file (job progress);
+        ``reparse`` parses unchanged files again instead of skipping them.
 
         With ``roots`` (a server job under MMRAG_INGEST_ROOTS), every file found is resolved, links
         included, and one that leads outside the roots fails without being read."""
@@ -205,7 +208,7 @@ class Ingestor:
                 if not any(real.is_relative_to(r) for r in roots):
                     refused.append(FileResult(str(f), "failed", "outside MMRAG_INGEST_ROOTS (a link that leads elsewhere): not read"))
                     continue
-            items.append(Item(f, str(f), display_name(f.name), AssetFolder(f.resolve().parent, allowed, denied)))
+            items.append(Item(f, str(f), display_name(f.name), AssetFolder(f.resolve().parent, allowed, denied), reparse=reparse))
         return self.ingest_items(items, collection, progress, on_result, cancelled, refused)
 
     def ingest_items(self, items: list[Item], collection: str, progress: bool = True,
@@ -342,7 +345,7 @@ class Ingestor:
         except OSError as exc:
             return FileResult(item.source, "failed", f"cannot read file ({exc.strerror or exc})")
         existing = self.store.docs.document_by_source(cid, item.source)
-        if existing and existing["status"] == "done" and existing["content_hash"] == digest:
+        if existing and existing["status"] == "done" and existing["content_hash"] == digest and not item.reparse:
             return FileResult(item.source, "skipped", "unchanged", existing["id"], existing["n_units"], existing["format"])
         if existing and existing["status"] == "done" and not item.replace:
             # never silent: another file under this name is stored; the caller must ask to replace it

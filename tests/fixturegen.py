@@ -415,3 +415,16 @@ def make_continued_table_pdf(path: Path) -> Path:
              Paragraph("Stations in the west record the most rain.", styles["BodyText"])]
     SimpleDocTemplate(str(path), pagesize=A4).build(story)
     return path
+
+
+def make_scanned_chart_report(path: Path) -> Path:
+    """The chart report's first page as a scan: a 200-dpi picture of it in a PDF, no text layer."""
+    import pypdfium2 as pdfium
+
+    src = make_chart_report(path.with_name(path.stem + "-src.pdf"))
+    doc = pdfium.PdfDocument(str(src))
+    image = doc[0].render(scale=200 / 72, grayscale=True).to_pil()
+    doc.close()
+    src.unlink()
+    image.save(path, format="PDF", resolution=200)
+    return path

@@ -103,7 +103,7 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     n_chars = sum(len(ln.text) for ln in lines)
     full_page = [im for im in images if _covers(im, width, height, 0.5)]
     if n_chars < SCAN_TEXT_CHARS and full_page and ocr is not None:
-        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr))
+        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr, layout))
         page.close()
         return blocks
 
@@ -265,6 +265,11 @@ def _vector_figures(page, page_no: int, width: float, height: float, settings: S
     """Figures and charts the layout model finds on a page that draws graphics, cropped from a render."""
     if graphic_paths(page, width, height) < GRAPHIC_PATHS_FOR_LAYOUT:
         return []
+    return _figures(page, page_no, width, height, settings, layout, lines)
+
+
+def _figures(page, page_no: int, width: float, height: float, settings: Settings, layout, lines: list[_Line],
+             max_area: float = 1.0) -> list[Block]:
     scale = render_scale(width, height, LAYOUT_DPI, settings)
     try:
         pil = page.render(scale=scale).to_pil()
@@ -275,7 +280,8 @@ def _vector_figures(page, page_no: int, width: float, height: float, settings: S
     blocks = []
     for r in regions:
         x0, y0, x1, y1 = (max(0.0, r.bbox[0]), max(0.0, r.bbox[1]), min(width, r.bbox[2]), min(height, r.bbox[3]))
-        if r.kind != "figure" or (x1 - x0) * (y1 - y0) < MIN_FIGURE_AREA * width * height:
+        area = (x1 - x0) * (y1 - y0)
+        if r.kind != "figure" or area < MIN_FIGURE_AREA * width * height or area > max_area * width * height:
             continue
         # a short line just above the box, within its width, is the chart's title (the model often leaves it out)
         for ln in lines:
@@ -300,7 +306,10 @@ def _overlap(a: list[float], b: list[float]) -> float:
     return max(0.0, w) * max(0.0, h) / area
 
 
-def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine) -> list[Block]:
+def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine, layout=None) -> list[Block]:
+    """A scan: OCR for the text and, with a layout model, its figures and charts as image units (the
+    words read inside a figure become its text; they stay in the page's paragraphs too, as OCR
+    cannot tell a chart label from a sentence)."""
     scale = render_scale(width, height, settings.ocr_dpi, settings)  # checked before a pixel is allocated
     pil = page.render(scale=scale, grayscale=True).to_pil()
     lines = ocr.read(pil)
@@ -308,7 +317,14 @@ def _ocr_page(page, page_no: int, width: float, height: float, settings: Setting
     for text, box in lines_to_paragraphs(lines):
         bbox = [v / scale for v in box]
         blocks.append(Block("paragraph", text, page=page_no, bbox=bbox, meta={"ocr": True}))
-    return blocks
+    figures = []
+    if layout is not None:
+        words = [_Line(ln.text, [v / scale for v in ln.bbox], 0.0) for ln in lines]
+        for fig in _figures(page, page_no, width, height, settings, layout, words, max_area=0.85):
+            fig.ocr_text = "\n".join(w.text for w in words if _inside(w.bbox, fig.bbox)) or None
+            fig.meta = {"scanned_figure": True, "layout_score": fig.meta["layout_score"]}
+            figures.append(fig)
+    return reading_order(blocks + figures, lambda b: b.bbox) if figures else blocks
 
 
 def _covers(obj, width: float, height: float, fraction: float) -> bool:

@@ -76,3 +76,16 @@ def test_make_pdf_is_unchanged_by_layout(tmp_path, settings):
     on = parse_document(pdf.read_bytes(), str(pdf), settings, DirectoryImageSink(tmp_path / "a"))
     off = parse_document(pdf.read_bytes(), str(pdf), settings.model_copy(update={"pdf_layout": "none"}), DirectoryImageSink(tmp_path / "b"))
     assert [(u.type, u.text) for u in on.units] == [(u.type, u.text) for u in off.units]
+
+
+def test_a_chart_on_a_scanned_page_becomes_an_image_unit_with_the_words_read_in_it(tmp_path, settings):
+    from tests.fixturegen import make_scanned_chart_report
+
+    pdf = make_scanned_chart_report(tmp_path / "scan.pdf")
+    doc = parse_document(pdf.read_bytes(), "scan.pdf", settings, DirectoryImageSink(tmp_path / "blobs"))
+    figures = [u for u in doc.units if u.type == "image"]
+    assert len(figures) == 1 and figures[0].meta.get("scanned_figure")
+    assert CHART_TITLE.split()[0] in figures[0].text and "2021" in figures[0].text  # title and axis labels, by OCR
+    x0, y0, x1, y1 = figures[0].bbox
+    assert (x1 - x0) > 250 and (y1 - y0) > 150  # the whole chart, not a piece of it
+    assert any("Most adults now recycle" in u.text for u in doc.units if u.type == "text")

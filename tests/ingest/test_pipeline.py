@@ -122,3 +122,18 @@ def test_a_pdf_is_kept_once_for_its_page_images_and_removed_with_its_last_docume
     assert original.exists()  # b.pdf still points at it
     store.delete_collection(cid)
     assert not original.exists()
+
+
+def test_reparse_parses_unchanged_files_again_and_replaces_their_units(ingestor, tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "note.md").write_text("# Tides\n\nThe tide rises twice a day at the harbour.")
+    assert ingestor.ingest_paths([folder], "re", progress=False).ok == 1
+    store = ingestor.store
+    cid = store.docs.collection_id("re")
+    before = set(store.docs.unit_ids(cid, "text_vec").tolist())
+    again = ingestor.ingest_paths([folder], "re", progress=False, reparse=True)
+    assert (again.ok, again.skipped) == (1, 0)
+    after = set(store.docs.unit_ids(cid, "text_vec").tolist())
+    assert after and not (after & before) and len(store.docs.documents(cid)) == 1
+    assert len(store.indexes(cid).bm25) == len(after)
