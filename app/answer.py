@@ -61,7 +61,7 @@ class QueryPipeline:
             sources.append(Source(n, text, label, u.type, u.image_path))
             citations.append({
                 "number": n, "unit_id": u.id, "document_id": u.document_id, "file_name": doc.get("file_name"),
-                "page": u.page, "type": u.type, "heading": u.heading, "bbox": u.bbox,
+                "page": u.page, "pages": u.meta.get("pages"), "type": u.type, "heading": u.heading, "bbox": u.bbox,
                 "snippet": "\n".join(x for x in (u.caption, u.text) if x)[:300] if u.type == "table" else (u.caption or u.text or "")[:300], "html": u.html if u.type == "table" else None,
                 "image_url": f"/units/{u.id}/image" if u.image_path else None,
                 "image_file": Path(u.image_path).name if u.image_path else None,

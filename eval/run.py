@@ -63,7 +63,7 @@ class InProcessRunner:
         result = pipeline.retriever.retrieve(ex.question, self.collection, TOP_K, self.filters, channels, fusion, weights, cross_encoder)
         timings = dict(result.timings)
         retrieved = [{"file_name": self._file(h.unit.document_id), "type": h.unit.type, "page": h.unit.page,
-                      "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
+                      "pages": h.unit.meta.get("pages"), "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
         answer = None
         if generate:
             _, sources, _, _ = pipeline.retrieve(ex.question, self.collection, 5, self.filters)
@@ -94,7 +94,8 @@ class HttpRunner:
         if r.status_code != 200:
             raise SystemExit(f"error: the service answered {r.status_code}: {r.text[:300]}")
         body = r.json()
-        retrieved = [{"file_name": c["file_name"], "type": c["type"], "page": c["page"], "unit_id": c["unit_id"], "score": c["score"]}
+        retrieved = [{"file_name": c["file_name"], "type": c["type"], "page": c["page"], "pages": c.get("pages"),
+                      "unit_id": c["unit_id"], "score": c["score"]}
                      for c in body["citations"]]
         timings = {**body.get("timings_ms", {}), "wall_ms": (time.perf_counter() - t0) * 1000}
         answer = body["answer"]["text"] if body.get("answer") else None
@@ -108,7 +109,9 @@ def page_scores(p: Prediction, kind: str | None = None) -> dict[str, float]:
     """Page level: a hit at k when any evidence page of a relevant document is among the first k distinct
     (document, page) pairs retrieved (of the units of one ``kind`` only, if given)."""
     relevant = {(d, n) for d in p.relevant for n in p.meta.get("evidence_pages", [])}
-    pages = list(dict.fromkeys((r["file_name"], r["page"]) for r in p.retrieved if r.get("page") and (kind is None or r.get("type") == kind)))
+    # a table joined across pages counts for each of its pages
+    pages = list(dict.fromkeys((r["file_name"], n) for r in p.retrieved if r.get("page") and (kind is None or r.get("type") == kind)
+                               for n in (r.get("pages") or [r["page"]])))
     return {f"page_hit@{k}": float(bool(relevant & set(pages[:k]))) for k in (1, 5, 10)}
 
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     ocr_dpi: int = 200
     pdf_layout: str = Field("rapid-layout", description="layout model for PDF pages that draw graphics (vector charts "
                                                         "become image units): rapid-layout or none")
+    scan_layout: bool = Field(False, description="run the layout model on scanned PDF pages too: their figures and charts "
+                                                 "become image units (cheap next to OCR; off until measured on the dev set)")
     keep_originals: bool = Field(True, description="store each PDF once (by content) so that citations can show the "
                                                    "page: GET /documents/{id}/pages/{n}.png")
     page_dpi: int = Field(110, ge=36, le=300, description="default resolution of rendered page images")

@@ -103,7 +103,7 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     n_chars = sum(len(ln.text) for ln in lines)
     full_page = [im for im in images if _covers(im, width, height, 0.5)]
     if n_chars < SCAN_TEXT_CHARS and full_page and ocr is not None:
-        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr, layout))
+        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr, layout if settings.scan_layout else None))
         page.close()
         return blocks
 

@@ -98,3 +98,11 @@ def test_page_hits_by_unit_type_rank_each_kind_alone_and_reach_the_report(tmp_pa
     write_outputs(tmp_path, "pages", {"default": (out, [p])}, "mmrag eval", "test machine")
     report = (tmp_path / "report.md").read_text()
     assert "| image | 1.000 |" in report and "| Chart | 1 | 0.000 |" in report
+
+
+def test_a_table_joined_across_pages_counts_for_each_page():
+    from eval.run import Prediction, page_scores
+
+    retrieved = [{"file_name": "a.pdf", "page": 4, "pages": [4, 5], "type": "table"}]
+    p = Prediction("q", "?", [], ["a.pdf"], retrieved=retrieved, meta={"evidence_pages": [5]})
+    assert page_scores(p)["page_hit@1"] == 0.0 and page_scores(p)["page_hit@5"] == 1.0

@@ -82,6 +82,9 @@ def test_a_chart_on_a_scanned_page_becomes_an_image_unit_with_the_words_read_in_
     from tests.fixturegen import make_scanned_chart_report
 
     pdf = make_scanned_chart_report(tmp_path / "scan.pdf")
+    assert not [u for u in parse_document(pdf.read_bytes(), "scan.pdf", settings, DirectoryImageSink(tmp_path / "b0")).units
+                if u.type == "image"]  # off by default (not yet measured on the dev set)
+    settings = settings.model_copy(update={"scan_layout": True})
     doc = parse_document(pdf.read_bytes(), "scan.pdf", settings, DirectoryImageSink(tmp_path / "blobs"))
     figures = [u for u in doc.units if u.type == "image"]
     assert len(figures) == 1 and figures[0].meta.get("scanned_figure")
