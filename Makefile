@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
+	$(VENV)/bin/mmrag models fetch || echo 'table structure model not fetched: tables keep the rule-based grid'
 	touch $@
 
 install: $(VENV)/.installed

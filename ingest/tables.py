@@ -15,7 +15,8 @@ from dataclasses import dataclass
 MIN_ROWS = 3
 MAX_CELL_CHARS = 25  # median characters per cell of a column; a line of a prose column runs longer
 MAX_LABEL_CHARS = 40  # the first column (row labels) may run longer
-MIN_FILL = 0.6  # share of the grid's cells that hold text
+MIN_FILL = 0.6
+MAX_PENDING = 2  # lines of one cell in a row of their own (wrapped, or centred on a taller row)  # share of the grid's cells that hold text
 
 
 @dataclass
@@ -69,16 +70,23 @@ def aligned_tables(runs: list[Run]) -> list[AlignedTable]:
                 tables.append(table)
         block.clear()
 
+    pending: list[list[Run]] = []  # short lines inside a table: a wrapped cell, a label centred across rows
     for row in rows:
         if _is_cell_row(row):
             if block:
-                prev = block[-1]
+                prev = (pending or block)[-1]
                 gap = min(r.bbox[1] for r in row) - max(r.bbox[3] for r in prev)
                 if gap > 2.5 * _height(prev):
                     close()
+                    pending.clear()
+            block.extend(pending)
+            pending.clear()
             block.append(row)
+        elif block and len(pending) < MAX_PENDING and sum(len(r.text) for r in row) <= MAX_LABEL_CHARS:
+            pending.append(row)
         else:
             close()
+            pending.clear()
     close()
     return tables
 
@@ -87,8 +95,11 @@ def _grid(block: list[list[Run]]) -> AlignedTable | None:
     cells = [r for row in block for r in row]
     h = statistics.median(r.bbox[3] - r.bbox[1] for r in cells)
     # columns: the x-extents of all cells, merged; a run that bridges two columns (a spanning header)
-    # is left out of the merge so it cannot fuse them
-    spans = sorted((r.bbox[0], r.bbox[2]) for r in cells)
+    # is left out of the merge so it cannot fuse them, and so is a first row with fewer cells than the
+    # rows below (group headers centred over their columns would make columns of their own)
+    typical = statistics.median(len(row) for row in block[1:])
+    body = [r for row in (block[1:] if len(block[0]) < typical else block) for r in row]
+    spans = sorted((r.bbox[0], r.bbox[2]) for r in body)
     widths = sorted(b - a for a, b in spans)
     wide = widths[int(0.9 * (len(widths) - 1))] * 1.5
     columns: list[list[float]] = []
@@ -105,7 +116,8 @@ def _grid(block: list[list[Run]]) -> AlignedTable | None:
     for i, row in enumerate(block):
         for r in row:
             hit = [k for k, (a, b) in enumerate(columns) if min(b, r.bbox[2]) - max(a, r.bbox[0]) > 0]
-            k = hit[0] if hit else min(range(len(columns)), key=lambda k: abs(columns[k][0] - r.bbox[0]))
+            centre = (r.bbox[0] + r.bbox[2]) / 2
+            k = hit[0] if hit else min(range(len(columns)), key=lambda k: abs((columns[k][0] + columns[k][1]) / 2 - centre))
             grid[i][k] = f"{grid[i][k]} {r.text}".strip()
     filled = sum(1 for row in grid for c in row if c)
     if filled < MIN_FILL * len(columns) * len(grid):
@@ -116,13 +128,13 @@ def _grid(block: list[list[Run]]) -> AlignedTable | None:
     if len(columns) > 2 and first and sum(c[0].islower() for c in first) >= 0.5 * len(first):
         # the first "column" is a prose column beside the table (its lines go on in lower case)
         return _grid([[r for r in row if r.bbox[2] > columns[0][1]] for row in block])
-    if not _looks_tabular(grid):
+    if not looks_tabular(grid):
         return None
     box = [min(r.bbox[0] for r in cells), min(r.bbox[1] for r in cells), max(r.bbox[2] for r in cells), max(r.bbox[3] for r in cells)]
     return AlignedTable(box, grid)
 
 
-def _looks_tabular(grid: list[list[str]]) -> bool:
+def looks_tabular(grid: list[list[str]]) -> bool:
     """Short cells, and figures in a column or three columns at least. Two columns of prose (a
     two-column page, side-by-side text boxes) have runs per row too, but long ones and few digits."""
     columns = [[row[k] for row in grid if row[k]] for k in range(len(grid[0]))]
@@ -149,6 +161,7 @@ def join_continued(blocks: list) -> list:
             if same_header or aligned:
                 prev.rows = prev.rows + (b.rows[1:] if same_header else b.rows)
                 prev.meta["pages"] = [*prev.meta.get("pages", [prev.page]), b.page]
+                prev.structure = None  # its spans were read on the first page alone
                 continue
         out.append(b)
     return out

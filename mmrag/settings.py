@@ -28,6 +28,10 @@ class Settings(BaseSettings):
                                                         "become image units): rapid-layout or none")
     scan_layout: bool = Field(False, description="run the layout model on scanned PDF pages too: their figures and charts "
                                                  "become image units (cheap next to OCR; off until measured on the dev set)")
+    table_model: str = Field("slanet-plus", description="table structure model (spans, wrapped cells) for tables found "
+                                                        "in PDFs: slanet-plus (weights: `mmrag models fetch`) or none")
+    table_model_path: Path | None = Field(None, description="slanet-plus.onnx where it was copied by hand (air-gapped "
+                                                            "servers); default: the model cache")
     keep_originals: bool = Field(True, description="store each PDF once (by content) so that citations can show the "
                                                    "page: GET /documents/{id}/pages/{n}.png")
     page_dpi: int = Field(110, ge=36, le=300, description="default resolution of rendered page images")

@@ -337,6 +337,40 @@ def make_borderless_table_report(path: Path) -> Path:
     return path
 
 
+SPANNED = [["Region", "2022", "", "2023", ""],
+           ["", "Q1", "Q2", "Q1", "Q2"],
+           ["North", "12", "14", "15", "17"],
+           ["South", "9", "11", "10", "13"],
+           ["Coastal towns and the outer islands", "20", "21", "22", "25"],
+           ["West", "5", "6", "8", "9"]]
+SPANNED_ROWS = [["Region", "2022 Q1", "2022 Q2", "2023 Q1", "2023 Q2"],
+                ["North", "12", "14", "15", "17"],
+                ["South", "9", "11", "10", "13"],
+                ["Coastal towns and the outer islands", "20", "21", "22", "25"],
+                ["West", "5", "6", "8", "9"]]
+
+
+def make_spanned_table_pdf(path: Path, ruled: bool) -> Path:
+    """A table whose header has group cells spanning two columns each, a row label spanning the two
+    header rows, and a row label that wraps onto two lines; ruled as a grid, or with one rule only."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    cell = styles["BodyText"]
+    data = [[Paragraph(c, cell) if k == 0 and len(c) > 20 else c for k, c in enumerate(row)] for row in SPANNED]
+    style = [("SPAN", (1, 0), (2, 0)), ("SPAN", (3, 0), (4, 0)), ("SPAN", (0, 0), (0, 1)),
+             ("ALIGN", (1, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
+    style.append(("GRID", (0, 0), (-1, -1), 0.5, "black") if ruled else ("LINEBELOW", (1, 0), (-1, 0), 0.5, "black"))
+    table = Table(data, colWidths=[110, 60, 60, 60, 60])
+    table.setStyle(TableStyle(style))
+    story = [Paragraph("Sales by region and quarter", styles["Heading2"]), Spacer(1, 12), table, Spacer(1, 12),
+             Paragraph("Sales grew in every region in 2023, most on the coast. " * 3, cell)]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path
+
+
 CHART_DATA = {"categories": ["2020", "2021", "2022"], "series": {"Wind": [12.5, 14.0, 17.25], "Solar": [3.0, 5.5, 9.0]}}
 
 
@@ -419,9 +453,17 @@ def make_continued_table_pdf(path: Path) -> Path:
 
 def make_scanned_chart_report(path: Path) -> Path:
     """The chart report's first page as a scan: a 200-dpi picture of it in a PDF, no text layer."""
+    return _as_scan(make_chart_report(path.with_name(path.stem + "-src.pdf")), path)
+
+
+def make_scanned_table_pdf(path: Path) -> Path:
+    """The ruled spanned table's page as a scan."""
+    return _as_scan(make_spanned_table_pdf(path.with_name(path.stem + "-src.pdf"), ruled=True), path)
+
+
+def _as_scan(src: Path, path: Path) -> Path:
     import pypdfium2 as pdfium
 
-    src = make_chart_report(path.with_name(path.stem + "-src.pdf"))
     doc = pdfium.PdfDocument(str(src))
     image = doc[0].render(scale=200 / 72, grayscale=True).to_pil()
     doc.close()

@@ -21,7 +21,8 @@ from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model
 from ingest.limits import check_pages, image_fits, render_scale
 from ingest.ocr import OcrEngine, lines_to_paragraphs
 from ingest.reading import drop_running_lines, reading_order
-from ingest.tables import Run, aligned_tables, join_continued
+from ingest.table_structure import Word, get_table_model, structure_of
+from ingest.tables import Run, aligned_tables, join_continued, looks_tabular
 from mmrag.errors import CorruptDocument, EncryptedDocument
 from mmrag.settings import Settings
 
@@ -57,8 +58,9 @@ def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Bl
         blocks: list[Block] = []
         try:
             layout = get_layout_model(settings.pdf_layout)
+            table_model = get_table_model(settings)
             for index in range(n_pages):
-                blocks.extend(_parse_page(doc, index, plumber, settings, ocr, layout))
+                blocks.extend(_parse_page(doc, index, plumber, settings, ocr, layout, table_model))
         finally:
             plumber.close()
         heights = {i + 1: doc.get_page_size(i)[1] for i in range(n_pages)}
@@ -86,7 +88,8 @@ class _LazyPlumber:
             self._pdf.close()
 
 
-def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr: OcrEngine | None, layout=None) -> list[Block]:
+def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr: OcrEngine | None, layout=None,
+                table_model=None) -> list[Block]:
     page = doc[index]
     page_no = index + 1
     width, height = page.get_size()
@@ -103,11 +106,11 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     n_chars = sum(len(ln.text) for ln in lines)
     full_page = [im for im in images if _covers(im, width, height, 0.5)]
     if n_chars < SCAN_TEXT_CHARS and full_page and ocr is not None:
-        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr, layout if settings.scan_layout else None))
+        blocks.extend(_ocr_page(page, page_no, width, height, settings, ocr, layout if settings.scan_layout else None, table_model))
         page.close()
         return blocks
 
-    figures = _vector_figures(page, page_no, width, height, settings, layout, lines) if layout is not None and n_paths else []
+    figures, table_regions = _vector_figures(page, page_no, width, height, settings, layout, lines) if layout is not None and n_paths else ([], [])
     tables = _tables(plumber, index, page_no) if n_paths >= MIN_PATHS_FOR_TABLES else []
     # a "table" that pdfplumber finds inside a chart is its gridlines and labels, not a table
     tables = [t for t in tables if not any(_overlap(t.bbox, f.bbox) > 0.5 for f in figures)]
@@ -115,6 +118,9 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     taken = [b.bbox for b in tables + figures]
     runs = [Run(sg.text, sg.bbox) for sg in segments if not any(_inside(sg.bbox, box) for box in taken)]
     tables += [Block("table", page=page_no, bbox=t.bbox, rows=t.rows, meta={"table_finder": "aligned"}) for t in aligned_tables(runs)]
+    if table_model is not None:
+        free = [r for r in table_regions if not any(_overlap(r, f.bbox) > 0.3 for f in figures)]
+        tables = _structured(page, page_no, tables, free, segments, table_model, settings)
     if tables:
         lines = [ln for ln in lines if not any(_inside(ln.bbox, t.bbox) for t in tables)]
     for fig in figures:
@@ -264,20 +270,22 @@ def _vector_figures(page, page_no: int, width: float, height: float, settings: S
                     lines: list[_Line]) -> list[Block]:
     """Figures and charts the layout model finds on a page that draws graphics, cropped from a render."""
     if graphic_paths(page, width, height) < GRAPHIC_PATHS_FOR_LAYOUT:
-        return []
+        return [], []
     return _figures(page, page_no, width, height, settings, layout, lines)
 
 
 def _figures(page, page_no: int, width: float, height: float, settings: Settings, layout, lines: list[_Line],
-             max_area: float = 1.0) -> list[Block]:
+             max_area: float = 1.0) -> tuple[list[Block], list[list[float]]]:
+    """The figures (cropped, as image blocks) and the table regions the layout model finds on a page."""
     scale = render_scale(width, height, LAYOUT_DPI, settings)
     try:
         pil = page.render(scale=scale).to_pil()
         regions = layout.regions(pil, scale)
     except Exception as exc:  # layout is an addition: a page it fails on keeps its text
         log.warning("page %d: layout analysis failed (%s)", page_no, exc)
-        return []
+        return [], []
     blocks = []
+    table_regions = [r.bbox for r in regions if r.kind == "table"]
     for r in regions:
         x0, y0, x1, y1 = (max(0.0, r.bbox[0]), max(0.0, r.bbox[1]), min(width, r.bbox[2]), min(height, r.bbox[3]))
         area = (x1 - x0) * (y1 - y0)
@@ -295,7 +303,42 @@ def _figures(page, page_no: int, width: float, height: float, settings: Settings
         crop.convert("RGB").save(buf, format="PNG")
         blocks.append(Block("image", page=page_no, bbox=box, image=buf.getvalue(), image_ext="png",
                             meta={"vector_figure": True, "layout_score": round(r.score, 3)}))
-    return blocks
+    return blocks, table_regions
+
+
+def _structured(page, page_no: int, tables: list[Block], regions: list[list[float]], segments: list[_Line], model,
+                settings: Settings) -> list[Block]:
+    """Tables read by the structure model: the ones rules found, and the layout model's table regions
+    that rules missed (kept only when what the model reads looks like a table)."""
+    found = list(tables)
+    for box in regions:
+        if not any(_overlap(box, t.bbox) > 0.3 or _overlap(t.bbox, box) > 0.5 for t in tables):
+            found.append(Block("table", page=page_no, bbox=list(box), meta={"table_finder": "layout"}))
+    out = []
+    for t in found:
+        words = [Word(sg.text, sg.bbox) for sg in segments if _inside(sg.bbox, t.bbox)]
+        st = structure_of(model, page, t.bbox, words, settings) if len(words) >= 4 else None
+        if st is not None and t.rows and not _agrees(t.rows, st):
+            st = None  # the model misread a table the rules read (long tables, mostly): keep the rules' grid
+        if st is not None:
+            grid = st.grid()
+            if t.rows is None and not looks_tabular(grid):
+                continue
+            t.rows, t.structure = grid, st
+            t.meta["table_structure"] = model.name
+        if t.rows:
+            out.append(t)
+    return out
+
+
+def _agrees(rows: list[list[str]], st) -> bool:
+    """The model's cells agree with the rules' grid: as many columns, and every row the rules read with
+    all its cells filled comes out of the model the same (the rules go wrong on spans and wrapped
+    cells, which leave rows partly empty; the model goes wrong on long tables, dropping words)."""
+    if st.n_cols != len(rows[0]):
+        return False
+    model_rows = st.grid()
+    return all(r in model_rows for r in rows if all(r))
 
 
 def _overlap(a: list[float], b: list[float]) -> float:
@@ -306,10 +349,11 @@ def _overlap(a: list[float], b: list[float]) -> float:
     return max(0.0, w) * max(0.0, h) / area
 
 
-def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine, layout=None) -> list[Block]:
+def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine, layout=None,
+              table_model=None) -> list[Block]:
     """A scan: OCR for the text and, with a layout model, its figures and charts as image units (the
     words read inside a figure become its text; they stay in the page's paragraphs too, as OCR
-    cannot tell a chart label from a sentence)."""
+    cannot tell a chart label from a sentence) and its tables, structured from the OCR'd words."""
     scale = render_scale(width, height, settings.ocr_dpi, settings)  # checked before a pixel is allocated
     pil = page.render(scale=scale, grayscale=True).to_pil()
     lines = ocr.read(pil)
@@ -317,14 +361,20 @@ def _ocr_page(page, page_no: int, width: float, height: float, settings: Setting
     for text, box in lines_to_paragraphs(lines):
         bbox = [v / scale for v in box]
         blocks.append(Block("paragraph", text, page=page_no, bbox=bbox, meta={"ocr": True}))
-    figures = []
+    figures, tables = [], []
     if layout is not None:
         words = [_Line(ln.text, [v / scale for v in ln.bbox], 0.0) for ln in lines]
-        for fig in _figures(page, page_no, width, height, settings, layout, words, max_area=0.85):
+        found, regions = _figures(page, page_no, width, height, settings, layout, words, max_area=0.85)
+        for fig in found:
             fig.ocr_text = "\n".join(w.text for w in words if _inside(w.bbox, fig.bbox)) or None
             fig.meta = {"scanned_figure": True, "layout_score": fig.meta["layout_score"]}
             figures.append(fig)
-    return reading_order(blocks + figures, lambda b: b.bbox) if figures else blocks
+        if table_model is not None and regions:
+            free = [r for r in regions if not any(_overlap(r, f.bbox) > 0.3 for f in figures)]
+            tables = _structured(page, page_no, [], free, words, table_model, settings)
+            blocks = [b for b in blocks if not any(_inside(b.bbox, t.bbox) for t in tables)]
+    extra = figures + tables
+    return reading_order(blocks + extra, lambda b: b.bbox) if extra else blocks
 
 
 def _covers(obj, width: float, height: float, fraction: float) -> bool:
