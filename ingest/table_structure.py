@@ -66,7 +66,9 @@ class Structure:
         full = [[""] * self.n_cols for _ in range(self.n_rows)]
         for c in self.cells:
             for r in range(c.row0, c.row1 + 1):
-                for k in range(c.col0, c.col1 + 1):
+                # a body cell spanning columns is said once; a header, or a row label spanning rows,
+                # holds for each column or row it covers
+                for k in range(c.col0, c.col1 + 1 if r < self.header_rows else c.col0 + 1):
                     full[r][k] = c.text
         head = [" ".join(dict.fromkeys(full[r][k] for r in range(self.header_rows) if full[r][k])) for k in range(self.n_cols)]
         return [head, *full[self.header_rows:]]
@@ -242,6 +244,8 @@ def structure_of(model: SlanetModel, page, box: list[float], words: list[Word], 
 
     width, height = page.get_size()
     x0, y0, x1, y1 = max(0.0, box[0] - PAD), max(0.0, box[1] - PAD), min(width, box[2] + PAD), min(height, box[3] + PAD)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None  # a region off the page (a rotated or offset media box)
     scale = render_scale(x1 - x0, y1 - y0, TABLE_DPI, settings)
     try:
         crop = page.render(scale=scale, crop=(x0, height - y1, width - x1, y0)).to_pil()
