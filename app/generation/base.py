@@ -23,6 +23,7 @@ class Answer:
     backend: str
     model: str | None = None
     usage: dict = field(default_factory=dict)
+    citation_fixes: list[dict] = field(default_factory=list)  # citations moved or removed after generation
 
 
 class GenerationError(RuntimeError):

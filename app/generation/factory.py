@@ -6,7 +6,7 @@ from app.generation.base import Generator
 from mmrag.embedding import TextEmbedder
 from mmrag.settings import Settings
 
-BACKENDS = ("extractive", "openai", "ollama")
+BACKENDS = ("extractive", "openai", "ollama", "local")
 
 
 def make_generator(settings: Settings, text: TextEmbedder) -> Generator:
@@ -19,4 +19,14 @@ def make_generator(settings: Settings, text: TextEmbedder) -> Generator:
         from app.generation.llm import make_http_backend
 
         return make_http_backend(name, settings)
+    if name == "local":
+        # llama.cpp's server started and supervised by mmrag, spoken to as any OpenAI-style server
+        from app.generation.llm import make_http_backend
+        from app.generation.local import shared_server
+
+        server = shared_server(settings)
+        local = settings.model_copy(update={"llm_url": server.url + "/v1", "llm_model": settings.local_model, "llm_api_key": ""})
+        backend = make_http_backend("openai", local)
+        backend.name = "local"
+        return backend
     raise ValueError(f"unknown LLM backend {settings.llm_backend!r}: choose one of {', '.join(BACKENDS)}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from app.generation.base import Answer, GenerationCancelled, GenerationError, Source
+from app.generation.citations import check_citations
 from app.generation.prompt import build_messages
 from mmrag.settings import Settings
 
@@ -35,6 +36,7 @@ class HttpLLMBackend:
         self.budget = settings.context_tokens
         self.deadline = settings.llm_deadline_s
         self.max_chars = settings.llm_max_answer_chars
+        self.check_citations = settings.llm_check_citations
         self.max_bytes = self.max_chars * 4 + 65536  # the JSON around an answer of max_chars UTF-8 characters
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
         self._headers = headers
@@ -135,8 +137,15 @@ class HttpLLMBackend:
             raise self._fail(f"returned malformed JSON ({type(exc).__name__}: {exc})") from exc
         if not isinstance(text, str):
             raise self._fail(f"returned no answer text (content is {type(text).__name__})")
-        return Answer(text.strip()[: self.max_chars], "generated", self.name, self.model,
-                      body.get("usage", {}) if isinstance(body, dict) else {})
+        text, fixes = self.checked(text.strip()[: self.max_chars], sources)
+        return Answer(text, "generated", self.name, self.model, body.get("usage", {}) if isinstance(body, dict) else {},
+                      [f.to_dict() for f in fixes])
+
+    def checked(self, text: str, sources: list[Source]) -> tuple[str, list]:
+        """The answer with its citations checked against the sources (app.generation.citations)."""
+        if not self.check_citations:
+            return text, []
+        return check_citations(text, {s.number: s.text for s in sources})
 
     def _chunks(self, response, deadline: float, cancelled) -> Iterator[bytes]:
         """The body's bytes as they come, with the deadline and the client checked on every chunk: a

@@ -5,12 +5,14 @@ Run as a separate process: ``python tests/app/llm_server.py PORT``. ``POST /cont
 echoing the question), ``slow`` (sleeps past any sane timeout), ``error500``, ``malformed`` (broken
 JSON, or a broken stream line), ``trickle`` (one byte every 0.3 s, forever: until the reader hangs
 up, which ``GET /last`` then reports as ``hung_up_at``), ``null`` (``"content": null``), ``huge``
-(a 10 MB answer). ``GET /last`` returns the last request body received.
+(a 10 MB answer), ``miscite`` (the second source's first sentence, cited as [1]). ``GET /last`` returns the last request body received.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +25,18 @@ def answer_for(body: dict) -> str:
     if isinstance(question, list):  # vision: content parts
         question = next(p["text"] for p in question if p["type"] == "text")
     q = question.rsplit("Question:", 1)[-1].split("\n")[0].strip()
-    return f"The answer to '{q}' is in the first source [1]."
+    sources = re.findall(r'<source id="(\d+)"[^>]*>\n(.*?)\n</source>', question, re.S)
+    if STATE["mode"] == "miscite" and len(sources) > 1:
+        # what a small model does: another source's words, cited as [1] (the source least like [1])
+        first = set(sources[0][1].lower().split())
+        other = min(sources[1:], key=lambda s: len(first & set(s[1].lower().split())) / max(1, len(set(s[1].split()))))
+        return f"{_first_sentence(other[1])} [1]"
+    quoted = f" It says: {_first_sentence(sources[0][1])} [1]" if sources else ""
+    return f"The answer to '{q}' is in the first source [1].{quoted}"
+
+
+def _first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.!?])\s", html.unescape(text).strip(), maxsplit=1)[0].rstrip(".")
 
 
 class Handler(BaseHTTPRequestHandler):

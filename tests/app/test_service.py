@@ -39,11 +39,29 @@ def test_query_answers_with_citations_from_the_llm(service, llm_server):
     assert sent[0]["role"] == "system" and '<source id="1"' in sent[1]["content"]
 
 
+def test_a_citation_whose_source_does_not_say_it_is_moved_to_the_one_that_does(service, llm_server):
+    set_mode(llm_server, "miscite")  # the second source's sentence, cited as [1]
+    try:
+        r = post_query(service, query="What is the iron content at Vesuvius?", top_k=3)
+    finally:
+        set_mode(llm_server, "ok")
+    assert r.status_code == 200, r.text
+    answer = r.json()["answer"]
+    assert "[1]" not in answer["text"] and answer["citation_fixes"], answer
+    fix = answer["citation_fixes"][0]
+    assert fix["cited"] == 1 and fix["support"] < 0.34
+    if fix["now"] is not None:
+        assert fix["now"] > 1 and answer["text"].endswith(f"[{fix['now']}]")
+
+
 def test_stream_sends_citations_then_tokens_then_done(service, llm_server):
     set_mode(llm_server, "ok")
     with httpx.stream("POST", f"{service}/query?stream=true", json={"query": "pH of Etna north", "collection": "docs"}, timeout=60) as r:
         events = [line.split(": ", 1)[1] for line in r.iter_lines() if line.startswith("event: ")]
     assert events[0] == "citations" and events[-1] == "done" and events.count("token") > 3
+    with httpx.stream("POST", f"{service}/query?stream=true", json={"query": "pH of Etna north", "collection": "docs"}, timeout=60) as r:
+        done = json.loads([line for line in r.iter_lines() if line.startswith("data: ")][-1][6:])
+    assert done["backend"] == "openai" and "[1]" in done["answer"] and isinstance(done["citation_fixes"], list)
 
 
 @pytest.mark.parametrize("mode,status,words", [("slow", 504, "timed out"), ("error500", 502, "HTTP 500"), ("malformed", 502, "malformed JSON")])

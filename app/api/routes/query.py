@@ -94,6 +94,7 @@ async def _sse(pipeline, req: QueryRequest, filters):
         yield _event("citations", {"citations": citations, "timings_ms": timings})
         if req.generate:
             deltas: queue.Queue = queue.Queue()
+            streamed: list[str] = []
             threading.Thread(target=_pump, args=(pipeline.generator, req.query, sources, cancel, deltas),
                              name="mmrag-llm-stream", daemon=True).start()
             while True:
@@ -103,13 +104,21 @@ async def _sse(pipeline, req: QueryRequest, filters):
                     await asyncio.sleep(0.02)
                     continue
                 if kind == "token":
+                    streamed.append(value)
                     yield _event("token", {"text": value})
                 elif kind == "error":
                     yield _event("error", {"status": value.status, "detail": str(value)})
                     return
                 else:
                     break
-        yield _event("done", {"backend": pipeline.generator.name})
+        done = {"backend": pipeline.generator.name}
+        checker = getattr(pipeline.generator, "checked", None)
+        if req.generate and checker is not None:
+            # the tokens went out as the model wrote them; the checked answer (citations moved or removed
+            # where their source does not support the sentence) comes with the last event
+            text, fixes = checker("".join(streamed).strip(), sources)
+            done.update(answer=text, citation_fixes=[f.to_dict() for f in fixes])
+        yield _event("done", done)
     finally:
         cancel.set()
 
