@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-corpus", type=Path, metavar="DIR", help="write the dataset's passages as files (to ingest), then exit")
     p.add_argument("--types", help="only these unit types, comma-separated (text, table, image): e.g. 'image' to score "
                    "text-to-image search over caption-less pictures")
+    p.add_argument("--generator", help="the answer backend to score, by name (extractive, openai, ollama, local); "
+                   "default MMRAG_LLM_BACKEND. In-process runs only")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -59,6 +61,9 @@ def run(args) -> int:
         return 2
 
     modes = list(MODES) if args.ablation else [DEFAULT_MODE]
+    if args.url and args.generator:
+        print("error: --generator picks the in-process backend; a service at --url answers with its own", file=sys.stderr)
+        return 2
     if args.url:
         from eval.run import HttpRunner
 
@@ -68,7 +73,10 @@ def run(args) -> int:
         from eval.run import InProcessRunner
         from mmrag.settings import Settings
 
-        settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
+        overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+        if args.generator:
+            overrides["llm_backend"] = args.generator
+        settings = Settings(**overrides)
         runner = InProcessRunner(settings, args.collection, types)
     from eval.metrics import MetricSetupError, ensure_wordnet
     from eval.report import write_outputs
