@@ -112,7 +112,13 @@ def _markdown(out: Path, name: str, summary: dict, results, plots: list[str], co
              f"{summary['questions']} questions, mode `{summary['mode']}`.", "", "## Metrics", "", "| metric | value |", "|---|---|"]
     for k in (*RETRIEVAL_KEYS, "bleu", "meteor", "exact_match", "f1"):
         lines.append(f"| {k} | {_fmt(summary.get(k))} |")
-    lines += ["", "BLEU is sacrebleu's corpus BLEU (0-100); METEOR is NLTK's `meteor_score` (0-1), averaged over questions.", "",
+    lines += ["", "BLEU is sacrebleu's corpus BLEU (0-100); METEOR is NLTK's `meteor_score` (0-1), averaged over questions. "
+              "Answers are scored without their [n] citation markers.", ""]
+    if summary.get("answers_by_kind"):
+        lines += ["| answer kind | questions | exact_match | f1 |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['questions']} | {_fmt(v['exact_match'])} | {_fmt(v['f1'])} |" for k, v in summary["answers_by_kind"].items()]
+        lines.append("")
+    lines += [
               "## Ablation (retrieval)", "", "| mode | " + " | ".join(RETRIEVAL_KEYS) + " |", "|---|" + "---|" * len(RETRIEVAL_KEYS)]
     for mode, vals in summary["ablation"].items():
         lines.append(f"| {mode} | " + " | ".join(_fmt(vals[k]) for k in RETRIEVAL_KEYS) + " |")

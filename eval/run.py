@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # evidence_pages / evidence_sources, where the dataset has them
+    answer_kind: str | None = None  # the generator's: extractive, generated, ...
 
 
 class InProcessRunner:
@@ -64,14 +66,16 @@ class InProcessRunner:
         timings = dict(result.timings)
         retrieved = [{"file_name": self._file(h.unit.document_id), "type": h.unit.type, "page": h.unit.page,
                       "pages": h.unit.meta.get("pages"), "unit_id": h.unit.id, "score": round(h.score, 5)} for h in result.hits]
-        answer = None
+        answer = kind = None
         if generate:
             _, sources, _, _ = pipeline.retrieve(ex.question, self.collection, 5, self.filters)
             t1 = time.perf_counter()
-            answer = pipeline.generator.generate(ex.question, sources).text
+            out = pipeline.generator.generate(ex.question, sources)
+            answer, kind = out.text, out.kind
             timings["generate_ms"] = (time.perf_counter() - t1) * 1000
         timings["wall_ms"] = (time.perf_counter() - t0) * 1000
-        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings, meta=ex.meta)
+        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings, meta=ex.meta,
+                          answer_kind=kind if generate else None)
 
 
 class HttpRunner:
@@ -99,7 +103,9 @@ class HttpRunner:
                      for c in body["citations"]]
         timings = {**body.get("timings_ms", {}), "wall_ms": (time.perf_counter() - t0) * 1000}
         answer = body["answer"]["text"] if body.get("answer") else None
-        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings, meta=ex.meta)
+        kind = body["answer"].get("kind") if body.get("answer") else None
+        return Prediction(ex.id, ex.question, ex.answers, ex.relevant_documents, answer, retrieved, timings, meta=ex.meta,
+                          answer_kind=kind)
 
 
 PAGE_KEYS = ("page_hit@1", "page_hit@5", "page_hit@10")
@@ -121,8 +127,19 @@ def score_prediction(p: Prediction) -> None:
     if p.relevant and p.meta.get("evidence_pages"):
         p.scores.update(page_scores(p))
     if p.answer is not None and p.references:
-        p.scores.update(bleu=sentence_bleu(p.answer, p.references), exact_match=exact_match(p.answer, p.references),
-                        f1=token_f1(p.answer, p.references))
+        text = answer_text(p.answer)
+        p.scores.update(bleu=sentence_bleu(text, p.references), exact_match=exact_match(text, p.references),
+                        f1=token_f1(text, p.references))
+
+
+_CITE = re.compile(r"\s*\[\d+\]")
+
+
+def answer_text(answer: str) -> str:
+    """The answer as scored: without its [n] citation markers (a "[1]" would count as a wrong token)."""
+    return _CITE.sub("", answer).strip()
+
+
 
 
 def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
@@ -150,13 +167,17 @@ def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
                                           for kind in ("text", "table", "image") if any(r["type"] == kind for p in paged for r in p.retrieved)}
     answered = [p for p in preds if p.answer is not None and p.references]
     if answered:
-        out["bleu"] = corpus_bleu([p.answer for p in answered], [p.references for p in answered])
+        out["bleu"] = corpus_bleu([answer_text(p.answer) for p in answered], [p.references for p in answered])
         out["exact_match"] = statistics.fmean(p.scores["exact_match"] for p in answered)
         out["f1"] = statistics.fmean(p.scores["f1"] for p in answered)
         if with_meteor:
             for p in answered:
-                p.scores["meteor"] = meteor(p.answer, p.references)
+                p.scores["meteor"] = meteor(answer_text(p.answer), p.references)
             out["meteor"] = statistics.fmean(p.scores["meteor"] for p in answered)
+        kinds = sorted({p.answer_kind for p in answered if p.answer_kind})
+        out["answers_by_kind"] = {k: {"questions": len(sub), "exact_match": statistics.fmean(p.scores["exact_match"] for p in sub),
+                                      "f1": statistics.fmean(p.scores["f1"] for p in sub)}
+                                  for k in kinds for sub in [[p for p in answered if p.answer_kind == k]]}
     else:
         out.update(bleu=None, meteor=None, exact_match=None, f1=None)
     stages = sorted({k for p in preds for k in p.timings})

@@ -1,6 +1,7 @@
 """``python -m eval`` end to end on a small collection: metrics, predictions, report, errors."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -49,10 +50,14 @@ def test_eval_writes_metrics_predictions_and_report(collection, tmp_path):
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in preds] == ["q1", "q2", "q3"] and all(p["retrieved"] for p in preds)
     # BLEU in metrics.json is sacrebleu's corpus BLEU over predictions.jsonl
-    assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu([p["answer"] for p in preds], [[p["references"][0] for p in preds]]).score)
+    # answers are scored without their [n] markers
+    bare = [re.sub(r"\s*\[\d+\]", "", p["answer"]).strip() for p in preds]
+    assert all("[1]" in p["answer"] for p in preds) and not any("[" in a for a in bare)
+    assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(bare, [[p["references"][0] for p in preds]]).score)
+    assert m["answers_by_kind"]["extractive"]["questions"] == 3
     from nltk.translate.meteor_score import meteor_score
 
-    expected = sum(meteor_score([r.lower().split() for r in p["references"]], p["answer"].lower().split()) for p in preds) / 3
+    expected = sum(meteor_score([r.lower().split() for r in p["references"]], a.lower().split()) for p, a in zip(preds, bare)) / 3
     assert m["meteor"] == pytest.approx(expected)
     report = (out / "report.md").read_text()
     assert "## Ablation" in report and "recall_at_k.png" in report and (out / "recall_at_k.png").stat().st_size > 1000
