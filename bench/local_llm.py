@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from app.generation.base import Source
+from app.generation.citations import strip_citations
 from bench.report import write_section
 from eval.datasets import Dataset, load_dataset
 from eval.metrics import corpus_bleu, ensure_wordnet, exact_match, meteor, token_f1
@@ -52,7 +52,7 @@ def run(generator, items: list[tuple]) -> dict:
         t0 = time.perf_counter()
         answer = generator.generate(question, sources)
         secs.append(time.perf_counter() - t0)
-        text = re.sub(r"\s*\[\d+\]", "", answer.text).strip()
+        text = strip_citations(answer.text)
         preds.append(text)
         refs.append(answers)
         cited_gold += f"[{gold}]" in answer.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -132,12 +131,11 @@ def score_prediction(p: Prediction) -> None:
                         f1=token_f1(text, p.references))
 
 
-_CITE = re.compile(r"\s*\[\d+\]")
-
-
 def answer_text(answer: str) -> str:
     """The answer as scored: without its [n] citation markers (a "[1]" would count as a wrong token)."""
-    return _CITE.sub("", answer).strip()
+    from app.generation.citations import strip_citations
+
+    return strip_citations(answer)
 
 
 

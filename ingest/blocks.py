@@ -26,6 +26,14 @@ class Block:
     structure: object | None = None  # tables: an ingest.table_structure.Structure (spans) where a model read one
 
 
+def overlap_share(a, b) -> float:
+    """The share of box ``a`` (x0, y0, x1, y1) that lies inside box ``b``."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = max(1e-6, (a[2] - a[0]) * (a[3] - a[1]))
+    return max(0.0, w) * max(0.0, h) / area
+
+
 def clean_cell(value: object) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ingest.blocks import overlap_share
+
 log = logging.getLogger(__name__)
 
 SLANET_FILE = "slanet-plus.onnx"
@@ -204,12 +206,9 @@ def _drop_empty(cells: list[Cell], n_rows: int, n_cols: int) -> tuple[list[Cell]
 
 
 def _best_cell(cells: list[Cell], box: list[float]) -> tuple[int | None, float]:
-    area = max(1e-6, (box[2] - box[0]) * (box[3] - box[1]))
     best, share = None, 0.0
     for k, c in enumerate(cells):
-        w = min(box[2], c.bbox[2]) - max(box[0], c.bbox[0])
-        h = min(box[3], c.bbox[3]) - max(box[1], c.bbox[1])
-        s = max(0.0, w) * max(0.0, h) / area
+        s = overlap_share(box, c.bbox)
         if s > share:
             best, share = k, s
     return best, share

