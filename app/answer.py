@@ -22,9 +22,7 @@ class QueryResult:
         return {
             "query": self.query,
             "collection": self.collection,
-            "answer": None if self.answer is None else {"text": self.answer.text, "kind": self.answer.kind,
-                                                       "backend": self.answer.backend, "model": self.answer.model,
-                                                       "citation_fixes": self.answer.citation_fixes},
+            "answer": None if self.answer is None else self.answer.to_dict(),
             "citations": self.citations,
             "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
         }
@@ -59,7 +57,7 @@ class QueryPipeline:
             doc = docs[u.document_id]
             label = source_label(hit, doc.get("file_name", "?"))
             text = u.text if u.type != "image" else "\n".join(x for x in (u.caption, u.meta.get("alt"), u.meta.get("ocr_text"), u.meta.get("nearby_text")) if x)
-            sources.append(Source(n, text, label, u.type, u.image_path))
+            sources.append(Source(n, text, label, u.type, u.image_path, dict(hit.features)))
             citations.append({
                 "number": n, "unit_id": u.id, "document_id": u.document_id, "file_name": doc.get("file_name"),
                 "page": u.page, "pages": u.meta.get("pages"), "type": u.type, "heading": u.heading, "bbox": u.bbox,

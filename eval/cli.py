@@ -21,11 +21,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate a random sample of this many questions (seeded)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--coqa-turns", choices=["first", "all"], default="first", help="CoQA: ask only each story's first question, or every turn")
+    p.add_argument("--coqa-split", choices=["train", "test"], help="CoQA: only the questions of this half of the stories "
+                   "(the packaged reader was trained on the train half: score answers on test)")
     p.add_argument("--write-corpus", type=Path, metavar="DIR", help="write the dataset's passages as files (to ingest), then exit")
     p.add_argument("--types", help="only these unit types, comma-separated (text, table, image): e.g. 'image' to score "
                    "text-to-image search over caption-less pictures")
     p.add_argument("--generator", help="the answer backend to score, by name (extractive, openai, ollama, local); "
                    "default MMRAG_LLM_BACKEND. In-process runs only")
+    p.add_argument("--unanswerable", action="store_true",
+                   help="the collection does not hold these questions' answers (another corpus): every one is scored "
+                        "for abstention (no_answer_rate), none for retrieval")
+    p.add_argument("--answerable-only", action="store_true", help="leave out the questions the dataset marks unanswerable")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -33,7 +39,7 @@ def run(args) -> int:
     from eval.datasets import DatasetError, load_dataset, write_corpus
 
     try:
-        dataset = load_dataset(args.dataset, args.coqa_turns)
+        dataset = load_dataset(args.dataset, args.coqa_turns, args.coqa_split)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -51,6 +57,11 @@ def run(args) -> int:
     if not args.collection or not args.out:
         print("error: --collection and --out are required to evaluate", file=sys.stderr)
         return 2
+    if args.answerable_only:
+        dataset.examples = [e for e in dataset.examples if not e.meta.get("unanswerable")]
+    if args.unanswerable:
+        for e in dataset.examples:
+            e.meta["unanswerable"], e.relevant_documents = True, []
     if args.limit and args.limit < len(dataset.examples):
         dataset.examples = random.Random(args.seed).sample(dataset.examples, args.limit)
     from eval.run import DEFAULT_MODE, MODES

@@ -7,6 +7,7 @@ same files can be ingested with ``mmrag ingest`` like any user's documents.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +52,17 @@ def load_squad(path: Path) -> Dataset:
     return Dataset("squad", examples, corpus)
 
 
-def load_coqa(path: Path, turns: str = "first") -> Dataset:
+def coqa_split(story_id: str) -> str:
+    """'train' or 'test', fixed by the story's id: the packaged reader learns from the train half's
+    stories (``bench/train_reader.py --coqa``), so its CoQA answers are scored on the test half."""
+    return "train" if hashlib.sha1(story_id.encode()).digest()[0] % 2 else "test"
+
+
+def load_coqa(path: Path, turns: str = "first", split: str | None = None) -> Dataset:
     """CoQA stories. Later turns lean on the conversation ("who created him?"), so by default only the
     first, self-contained question of each story is asked; ``turns='all'`` asks every turn with the
-    previous question prepended as context."""
+    previous question prepended as context. ``split`` ('train' or 'test', see ``coqa_split``) keeps
+    the questions of one half of the stories; the corpus always holds every story."""
     data = _read_json(path)
     if "data" not in data or not isinstance(data["data"], list):
         raise DatasetError(f"{path}: not CoQA JSON (no 'data' list of stories)")
@@ -68,13 +76,16 @@ def load_coqa(path: Path, turns: str = "first") -> Dataset:
             for a in alt:
                 extra.setdefault(a["turn_id"], []).append(a["input_text"])
         prev = None
-        for q in story["questions"]:
+        for q in story["questions"] if split is None or coqa_split(story["id"]) == split else []:
             t = q["turn_id"]
             if turns == "first" and t != 1:
                 break
             question = q["input_text"] if prev is None or turns == "first" else f"{prev} {q['input_text']}"
             refs = list(dict.fromkeys([answers.get(t, ""), *extra.get(t, [])]))
-            examples.append(Example(f"{story['id']}_{t}", question, [r for r in refs if r], [name], {"source": story["source"]}))
+            refs = [r for r in refs if r]
+            # CoQA marks what the story does not say as "unknown": those test abstention
+            meta = {"source": story["source"], "unanswerable": bool(refs) and all(r.strip().lower() == "unknown" for r in refs)}
+            examples.append(Example(f"{story['id']}_{t}", question, refs, [name], meta))
             prev = q["input_text"]
     return Dataset("coqa", examples, corpus)
 
@@ -111,7 +122,7 @@ def load_jsonl(path: Path) -> Dataset:
     return Dataset(Path(path).stem, examples)
 
 
-def load_dataset(path: Path, coqa_turns: str = "first") -> Dataset:
+def load_dataset(path: Path, coqa_turns: str = "first", coqa_split: str | None = None) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file")
@@ -120,7 +131,7 @@ def load_dataset(path: Path, coqa_turns: str = "first") -> Dataset:
     data = _read_json(path)
     first = (data.get("data") or [{}])[0] if isinstance(data, dict) else {}
     if "story" in first:
-        return load_coqa(path, coqa_turns)
+        return load_coqa(path, coqa_turns, coqa_split)
     if "paragraphs" in first:
         return load_squad(path)
     raise DatasetError(f"{path}: neither SQuAD nor CoQA JSON, and not .jsonl")

@@ -26,6 +26,7 @@ def write_outputs(out: Path, dataset_name: str, results: dict[str, tuple[dict, l
         for p in preds:
             fh.write(json.dumps({"id": p.id, "question": p.question, "answer": p.answer, "references": p.references,
                                  "relevant_documents": p.relevant, "retrieved": p.retrieved, "scores": p.scores,
+                                 "answer_kind": p.answer_kind,
                                  "timings_ms": p.timings}, ensure_ascii=False) + "\n")
     plots = _plots(out, results)
     _markdown(out, dataset_name, summary, results, plots, command, machine)
@@ -118,6 +119,16 @@ def _markdown(out: Path, name: str, summary: dict, results, plots: list[str], co
         lines += ["| answer kind | questions | exact_match | f1 |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['questions']} | {_fmt(v['exact_match'])} | {_fmt(v['f1'])} |" for k, v in summary["answers_by_kind"].items()]
         lines.append("")
+    for axis, groups in (summary.get("answers_by_length") or {}).items():
+        lines += [f"| {axis} length | questions | exact_match | f1 |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['questions']} | {_fmt(v['exact_match'])} | {_fmt(v['f1'])} |" for k, v in groups.items()]
+        lines.append("")
+    if summary.get("abstention"):
+        a = summary["abstention"]
+        lines += ["## Abstention", "", "| answerable | answer rate | answered precision (F1 >= 0.5) | answered F1 | unanswerable | "
+                  "no-answer rate |", "|---|---|---|---|---|---|",
+                  f"| {a['answerable']} | {_fmt(a['answer_rate'])} | {_fmt(a['answered_precision'])} | {_fmt(a['answered_f1'])} | "
+                  f"{a['unanswerable']} | {_fmt(a['no_answer_rate'])} |", ""]
     lines += [
               "## Ablation (retrieval)", "", "| mode | " + " | ".join(RETRIEVAL_KEYS) + " |", "|---|" + "---|" * len(RETRIEVAL_KEYS)]
     for mode, vals in summary["ablation"].items():
@@ -151,4 +162,8 @@ def _markdown(out: Path, name: str, summary: dict, results, plots: list[str], co
     for p in failures:
         got = ", ".join(f"{r['file_name']} ({r['score']:.2f})" for r in p.retrieved[:3])
         lines += [f"- **{p.question}** — relevant: {', '.join(p.relevant)}; retrieved: {got}" + (f"; answered: {p.answer!r}" if p.answer else "")]
+    wrong = [p for p in main_preds if p.scores.get("recall@1") and p.scores.get("f1") == 0]
+    if wrong:
+        lines += ["", f"## Answer failures ({len(wrong)} questions whose document ranked first, answered with F1 0; first 10)", ""]
+        lines += [f"- **{p.question}** — expected {p.references[0]!r}; answered ({p.answer_kind}): {p.answer!r}" for p in wrong[:10]]
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -125,8 +125,9 @@ def score_prediction(p: Prediction) -> None:
     p.scores = retrieval_scores(ranking, set(p.relevant)) if p.relevant else {}
     if p.relevant and p.meta.get("evidence_pages"):
         p.scores.update(page_scores(p))
-    if p.answer is not None and p.references:
-        text = answer_text(p.answer)
+    if p.answer is not None and p.references and not p.meta.get("unanswerable"):
+        # an abstention on a question the documents answer scores as an empty answer
+        text = "" if p.answer_kind == "no_answer" else answer_text(p.answer)
         p.scores.update(bleu=sentence_bleu(text, p.references), exact_match=exact_match(text, p.references),
                         f1=token_f1(text, p.references))
 
@@ -163,7 +164,9 @@ def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
         # which kind of unit finds the page: each kind's own units ranked alone
         out["page_hit@5_by_unit_type"] = {kind: statistics.fmean(page_scores(p, kind)["page_hit@5"] for p in paged)
                                           for kind in ("text", "table", "image") if any(r["type"] == kind for p in paged for r in p.retrieved)}
-    answered = [p for p in preds if p.answer is not None and p.references]
+    answered = [p for p in preds if p.answer is not None and p.references and not p.meta.get("unanswerable")]
+    if any(p.answer_kind == "no_answer" or p.meta.get("unanswerable") for p in preds if p.answer is not None):
+        out["abstention"] = abstention([p for p in preds if p.answer is not None])
     if answered:
         out["bleu"] = corpus_bleu([answer_text(p.answer) for p in answered], [p.references for p in answered])
         out["exact_match"] = statistics.fmean(p.scores["exact_match"] for p in answered)
@@ -176,11 +179,53 @@ def aggregate(preds: list[Prediction], with_meteor: bool) -> dict:
         out["answers_by_kind"] = {k: {"questions": len(sub), "exact_match": statistics.fmean(p.scores["exact_match"] for p in sub),
                                       "f1": statistics.fmean(p.scores["f1"] for p in sub)}
                                   for k in kinds for sub in [[p for p in answered if p.answer_kind == k]]}
+        out["answers_by_length"] = answers_by_length(answered)
     else:
         out.update(bleu=None, meteor=None, exact_match=None, f1=None)
     stages = sorted({k for p in preds for k in p.timings})
     out["latency_ms"] = {s: _summary([p.timings[s] for p in preds if s in p.timings]) for s in stages}
     return out
+
+
+# word-count buckets: short factoid answers ("1871") and long ones ("because the river flooded the
+# lower town") behave differently for a span reader and for BLEU/METEOR
+QUESTION_BUCKETS = ((0, 6, "1-6 words"), (7, 10, "7-10 words"), (11, 10**6, "11+ words"))
+ANSWER_BUCKETS = ((0, 1, "1 word"), (2, 3, "2-3 words"), (4, 10**6, "4+ words"))
+
+
+def answers_by_length(answered: list[Prediction]) -> dict:
+    """EM and F1 by the question's length and by the (first) reference answer's length, in words."""
+    def bucket(n: int, buckets) -> str:
+        return next(name for lo, hi, name in buckets if lo <= n <= hi)
+
+    out = {}
+    for axis, words, buckets in (("question", lambda p: len(p.question.split()), QUESTION_BUCKETS),
+                                 ("answer", lambda p: len(p.references[0].split()), ANSWER_BUCKETS)):
+        groups: dict[str, list[Prediction]] = {}
+        for p in answered:
+            groups.setdefault(bucket(words(p), buckets), []).append(p)
+        out[axis] = {name: {"questions": len(groups[name]),
+                            "exact_match": statistics.fmean(p.scores["exact_match"] for p in groups[name]),
+                            "f1": statistics.fmean(p.scores["f1"] for p in groups[name])}
+                     for _, _, name in buckets if name in groups}
+    return out
+
+
+RIGHT_F1 = 0.5  # an answer counts as right for answered precision at this token F1
+
+
+def abstention(preds: list[Prediction]) -> dict:
+    """How often the generator answers what the documents answer (and how well), and how often it says
+    "no answer" to what they do not."""
+    answerable = [p for p in preds if not p.meta.get("unanswerable") and p.references]
+    unanswerable = [p for p in preds if p.meta.get("unanswerable")]
+    given = [p for p in answerable if p.answer_kind != "no_answer"]
+    share = lambda part, whole: len(part) / len(whole) if whole else None  # noqa: E731
+    return {"answerable": len(answerable), "answer_rate": share(given, answerable),
+            "answered_precision": share([p for p in given if p.scores.get("f1", 0) >= RIGHT_F1], given),
+            "answered_f1": statistics.fmean(p.scores.get("f1", 0) for p in given) if given else None,
+            "unanswerable": len(unanswerable),
+            "no_answer_rate": share([p for p in unanswerable if p.answer_kind == "no_answer"], unanswerable)}
 
 
 def _summary(values: list[float]) -> dict:

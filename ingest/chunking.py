@@ -27,6 +27,12 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
+def sentence_bounds(text: str) -> list[int]:
+    """Where split_sentences cuts (and every line break), as offsets: 0, ..., len(text)."""
+    cuts = {m.end() for m in _SENTENCE_END.finditer(text)} | {m.end() for m in re.finditer(r"\n+", text)}
+    return [0, *sorted(c for c in cuts if 0 < c < len(text)), len(text)]
+
+
 _CJK_END = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]$")
 
 

@@ -36,41 +36,65 @@ def delta_meta(path: Path = DELTA) -> dict:
         return json.loads(bytes(z["__meta__"]).decode())
 
 
-def save_delta(model, frozen_prefixes: tuple[str, ...], out: Path, meta: dict) -> int:
-    """Write the parameters training changed (every one not under a frozen prefix) as float16."""
-    arrays = {name: t.detach().cpu().numpy().astype(np.float16) for name, t in model.state_dict().items()
-              if not name.startswith(frozen_prefixes) and "position_ids" not in name}
+def save_delta(model, frozen_prefixes: tuple[str, ...], out: Path, meta: dict, int8: bool = False) -> int:
+    """Write the parameters training changed (every one not under a frozen prefix) as float16, or with
+    ``int8`` each matrix as int8 rows and a float32 scale per row (half the size)."""
+    arrays = {}
+    for name, t in model.state_dict().items():
+        if name.startswith(frozen_prefixes) or "position_ids" in name:
+            continue
+        w = t.detach().cpu().float().numpy()
+        if int8 and w.ndim == 2:
+            scale = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-8) / 127
+            arrays[name] = np.round(w / scale).astype(np.int8)
+            arrays[f"{name}::scale"] = scale.astype(np.float32)
+        else:
+            arrays[name] = w.astype(np.float16)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
-    return len(arrays) - 1
+    return sum(1 for n in arrays if n != "__meta__" and not n.endswith("::scale"))
 
 
-def build_model(delta: Path | None = DELTA):
-    """The full cross-encoder: the packaged MiniLM with the delta's layers in place (None: an untrained
-    head on the packaged MiniLM, where training starts)."""
+def apply_delta(model, delta: Path):
+    """Put a delta's parameters into a model built on the packaged MiniLM (float16, or int8 rows with
+    a ``NAME::scale`` beside them)."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    state = model.state_dict()
+    with np.load(delta) as z:
+        names = [n for n in z.files if n != "__meta__" and not n.endswith("::scale")]
+        unknown = [n for n in names if n not in state]
+        if unknown:
+            raise ValueError(f"{delta} does not fit the packaged MiniLM: unknown parameters {unknown[:3]}")
+        for name in names:
+            w = z[name].astype(np.float32)
+            if f"{name}::scale" in z.files:
+                w = w * z[f"{name}::scale"].astype(np.float32)
+            state[name] = torch.from_numpy(w)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def base_with_head(model_class, **kwargs):
+    """The packaged MiniLM under a task head (untrained until a delta fills it)."""
     from transformers import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the untrained head it reports missing is in the delta
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(base_model_path()), num_labels=1)
+        return model_class.from_pretrained(str(base_model_path()), **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
-    if delta is None:
-        return model
-    state = model.state_dict()
-    with np.load(delta) as z:
-        names = [n for n in z.files if n != "__meta__"]
-        unknown = [n for n in names if n not in state]
-        if unknown:
-            raise ValueError(f"{delta} does not fit the packaged MiniLM: unknown parameters {unknown[:3]}")
-        for name in names:
-            state[name] = torch.from_numpy(z[name].astype(np.float32))
-    model.load_state_dict(state)
-    return model.eval()
+
+
+def build_model(delta: Path | None = DELTA):
+    """The full cross-encoder: the packaged MiniLM with the delta's layers in place (None: an untrained
+    head on the packaged MiniLM, where training starts)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = base_with_head(AutoModelForSequenceClassification, num_labels=1)
+    return model if delta is None else apply_delta(model, delta)
 
 
 def resolve(name: str, cache_dir: Path) -> str:

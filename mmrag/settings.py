@@ -95,8 +95,26 @@ class Settings(BaseSettings):
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists searched")
 
     # Generation
-    llm_backend: str = Field("extractive", description="extractive | openai | ollama | local (mmrag starts llama.cpp's "
-                                                       "server itself: pip install -e '.[llm]')")
+    llm_backend: str = Field("reader", description="reader (the packaged answer-span reader, no LLM) | extractive "
+                                                   "(two best sentences) | openai | ollama | local (mmrag starts "
+                                                   "llama.cpp's server itself: pip install -e '.[llm]')")
+    reader_model: str = Field("packaged:reader-minilm", description="the extractive reader: the packaged one or a hub "
+                                                                    "SQuAD model (deepset/minilm-uncased-squad2)")
+    # bench.reader chose these on SQuAD dev questions outside docs/eval's 500 and unanswerable questions
+    # (docs/benchmarks.md "reader"): one source read beat two or three at any rank penalty; the
+    # threshold keeps 90% of answerable questions answered
+    reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
+    reader_threshold: float = Field(0.0, description="answer only when the reader's margin (best span over its own 'no "
+                                                     "answer' score) plus the weighted relevance reaches this")
+    reader_relevance_weight: float = Field(0.0, ge=0, description="weight of the top source's reranker score in that "
+                                                                  "decision")
+    reader_relevance_center: float = Field(0.0, description="the reranker score counted as neutral (stands in when "
+                                                            "there is none)")
+    reader_rank_penalty: float = Field(0.0, ge=0, description="span score given up per source rank (close calls go "
+                                                              "to the better-ranked source)")
+    reader_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per reader call")
+    reader_int8: bool = Field(False, description="serve the reader quantised to int8 (about 2x faster; bench.reader "
+                                                 "reports what it costs in EM/F1)")
     local_model: str = Field("qwen2.5-coder-1.5b", description="the local LLM (MMRAG_LLM_BACKEND=local, mmrag llm serve): "
                                                               "qwen2.5-coder-1.5b or smollm2-135m (tests only)")
     local_llm_port: int = Field(0, description="its port (0: a free one)")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from app.generation.base import Answer, Source
-from ingest.chunking import split_sentences
+from ingest.chunking import count_tokens, split_sentences
 from mmrag.embedding import TextEmbedder
 
 MAX_SENTENCES = 2
@@ -16,6 +16,7 @@ SOURCES_READ = 3
 
 class ExtractiveGenerator:
     name = "extractive"
+    whole = True
 
     def __init__(self, text: TextEmbedder) -> None:
         self.text = text
@@ -32,7 +33,7 @@ class ExtractiveGenerator:
                     candidates.append(("; ".join(cells)[:300], src.number))
                 continue
             for sentence in split_sentences(src.text):
-                if len(sentence) > 12:
+                if count_tokens(sentence) >= 4:  # words or CJK characters: 12 characters is a whole Chinese sentence
                     candidates.append((sentence, src.number))
         if not candidates:
             return Answer("No evidence was found for this question.", "extractive", self.name)

@@ -6,11 +6,21 @@ from app.generation.base import Generator
 from mmrag.embedding import TextEmbedder
 from mmrag.settings import Settings
 
-BACKENDS = ("extractive", "openai", "ollama", "local")
+BACKENDS = ("reader", "extractive", "openai", "ollama", "local")
 
 
 def make_generator(settings: Settings, text: TextEmbedder) -> Generator:
     name = settings.llm_backend.lower()
+    if name == "reader":
+        from app.generation.extractive import ExtractiveGenerator
+        from app.generation.reader import ReaderGenerator
+        from mmrag.reader import SpanReader
+
+        reader = SpanReader(settings.reader_model, settings.model_cache, threads=settings.reader_threads,
+                            int8=settings.reader_int8)
+        return ReaderGenerator(reader, ExtractiveGenerator(text), settings.reader_threshold, settings.reader_sources,
+                               settings.reader_rank_penalty, settings.reader_relevance_weight,
+                               settings.reader_relevance_center)
     if name == "extractive":
         from app.generation.extractive import ExtractiveGenerator
 

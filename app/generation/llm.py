@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 class HttpLLMBackend:
     name = "http"
+    whole = False  # streams tokens as the model writes them
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.llm_url.rstrip("/")

@@ -39,3 +39,25 @@ def test_best_span_decodes_to_characters():
     start[0] = end[0] = 9.0  # [CLS] is not in the context: never an answer span
     score, a, b = best_span(start, end, enc["offset_mapping"], seq)
     assert ex["context"][a:b] == "1871" and score == 10.0
+
+
+def test_unanswerable_pairs_come_from_the_article_without_the_answer():
+    import random
+
+    from bench.train_reader import unanswerable
+
+    texts = ["It was first lit in 1871.", "The keeper's house has four rooms.", "Ships pass the cape at night."]
+    examples = [{"question": "When was it first lit?", "context": texts[0], "article": "a",
+                 "answers": [{"text": "1871", "answer_start": texts[0].index("1871")}]},
+                {"question": "How many rooms?", "context": texts[1], "article": "a",
+                 "answers": [{"text": "four", "answer_start": texts[1].index("four")}]},
+                {"question": "Where else?", "context": "Elsewhere, 1871 too.", "article": "b",
+                 "answers": [{"text": "1871", "answer_start": 11}]}]
+    examples.append({**examples[0], "context": texts[2]})  # the article's third passage, seen through another question
+    negs = unanswerable(examples, 1.0, random.Random(0))
+    assert negs and all(n["answers"] == [] and n["article"] == "a" for n in negs)  # article b has no other passage
+    assert all(n["context"] != e["context"] for n, e in zip(negs, examples))
+    assert not any("1871" in n["context"] for n in negs if n["question"] == "When was it first lit?")
+    tok = AutoTokenizer.from_pretrained(str(reranker.base_model_path()))
+    f = features(tok, negs, max_length=64, stride=16)
+    assert (f["start"] == 0).all() and (f["end"] == 0).all()  # both ends on [CLS]

@@ -40,7 +40,7 @@ def test_eval_writes_metrics_predictions_and_report(collection, tmp_path):
     data, dataset = collection
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(dataset), "--collection", "facts", "--data-dir", str(data),
-                          "--out", str(out), "--ablation", "--no-progress"], capture_output=True, text=True,
+                          "--out", str(out), "--ablation", "--no-progress", "--generator", "extractive"], capture_output=True, text=True,
                          env={**__import__("os").environ, "MMRAG_IMAGE_MODEL": "none"})
     assert run.returncode == 0, run.stderr
     m = json.loads((out / "metrics.json").read_text())
@@ -61,6 +61,33 @@ def test_eval_writes_metrics_predictions_and_report(collection, tmp_path):
     assert m["meteor"] == pytest.approx(expected)
     report = (out / "report.md").read_text()
     assert "## Ablation" in report and "recall_at_k.png" in report and (out / "recall_at_k.png").stat().st_size > 1000
+
+
+@needs_wordnet
+def test_the_reader_answers_with_spans_and_abstention_is_counted(collection, tmp_path):
+    data, dataset = collection
+    env = {**__import__("os").environ, "MMRAG_IMAGE_MODEL": "none"}
+    out = tmp_path / "reader"
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(dataset), "--collection", "facts", "--data-dir", str(data),
+                          "--out", str(out), "--no-progress", "--generator", "reader"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["exact_match"] >= 2 / 3 and m["f1"] >= 2 / 3  # short spans, not sentences
+    assert set(m["answers_by_kind"]) <= {"reader", "no_answer"}
+    # questions the collection cannot answer: scored for abstention only
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text("\n".join(json.dumps({"id": f"f{i}", "question": q, "answers": ["x"], "relevant_documents": []}) for i, q in
+                                 enumerate(["Who painted the Mona Lisa?", "What is the boiling point of water?"])) + "\n")
+    out = tmp_path / "foreign"
+    run = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(foreign), "--collection", "facts", "--data-dir", str(data),
+                          "--out", str(out), "--no-progress", "--generator", "reader", "--unanswerable"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    kinds = [json.loads(line)["answer_kind"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert m["abstention"]["unanswerable"] == 2 and m["abstention"]["no_answer_rate"] == kinds.count("no_answer") / 2
+    assert m["exact_match"] is None and m["recall@1"] is None  # nothing to score them against
+    assert "## Abstention" in (out / "report.md").read_text()
 
 
 def test_malformed_line_is_named(tmp_path):

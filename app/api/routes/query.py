@@ -92,6 +92,17 @@ async def _sse(pipeline, req: QueryRequest, filters):
     try:
         _, sources, citations, timings = await anyio.to_thread.run_sync(pipeline.retrieve, req.query, req.collection, req.top_k, filters)
         yield _event("citations", {"citations": citations, "timings_ms": timings})
+        done = {"backend": pipeline.generator.name}
+        if req.generate and getattr(pipeline.generator, "whole", False):
+            # the reader answers at once: one token, and the whole answer (kind, support, cell) when done
+            try:
+                answer = await anyio.to_thread.run_sync(pipeline.generator.generate, req.query, sources)
+            except GenerationError as exc:
+                yield _event("error", {"status": exc.status, "detail": str(exc)})
+                return
+            yield _event("token", {"text": answer.text})
+            yield _event("done", {**done, "answer": answer.text, **{k: v for k, v in answer.to_dict().items() if k != "text"}})
+            return
         if req.generate:
             deltas: queue.Queue = queue.Queue()
             streamed: list[str] = []
@@ -111,7 +122,6 @@ async def _sse(pipeline, req: QueryRequest, filters):
                     return
                 else:
                     break
-        done = {"backend": pipeline.generator.name}
         checker = getattr(pipeline.generator, "checked", None)
         if req.generate and checker is not None:
             # the tokens went out as the model wrote them; the checked answer (citations moved or removed

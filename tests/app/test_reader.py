@@ -1,0 +1,143 @@
+"""The packaged reader, with its real weights: spans, table cells, abstention, the ONNX export's scores."""
+
+import numpy as np
+import pytest
+
+from app.generation.base import Source
+from app.generation.extractive import ExtractiveGenerator
+from app.generation.reader import NO_ANSWER, ReaderGenerator, reading_text, support_sentence
+from mmrag.reader import SpanReader
+
+MANUAL = ("Solar panels lose output when they are dusty. The panels should be cleaned twice a year, ideally in "
+          "spring and autumn. The inverter is replaced after about twelve years.")
+TABLE = "Task | Interval | Who\nVisual inspection | Every 3 months | Owner\nPanel cleaning | Twice a year | Contractor"
+
+
+@pytest.fixture(scope="module")
+def reader():
+    from tests.conftest import MODEL_CACHE
+
+    return SpanReader(cache_dir=MODEL_CACHE)  # exported once per delta (its hash names the folder)
+
+
+@pytest.fixture(scope="module")
+def generator(reader, text_embedder):
+    return ReaderGenerator(reader, ExtractiveGenerator(text_embedder), threshold=0.0)
+
+
+def test_reads_the_span_and_its_sentence(generator):
+    answer = generator.generate("How often should the panels be cleaned?", [Source(1, MANUAL, "manual.pdf p.2", "text")])
+    assert answer.kind == "reader" and answer.text.lower().startswith("twice a year") and answer.text.endswith("[1]")
+    assert answer.support == "The panels should be cleaned twice a year, ideally in spring and autumn."
+    assert answer.confidence > 0
+
+
+def test_answers_from_a_table_with_the_cell_and_its_headers(generator):
+    sources = [Source(1, "Expected production is 10,400 kWh a year.", "guide.pdf p.2", "text"),
+               Source(2, TABLE, "guide.pdf p.1 (table)", "table")]
+    answer = generator.generate("Who does the panel cleaning?", sources)
+    assert answer.kind == "reader" and answer.cell == {"value": "Contractor", "row": "Panel cleaning", "column": "Who",
+                                                       "source": 2}
+    assert answer.text == "Contractor (Panel cleaning, Who) [2]"
+    assert answer.support.startswith("Task: Panel cleaning")
+
+
+def test_says_no_answer_and_cites_the_closest_evidence(reader, text_embedder):
+    strict = ReaderGenerator(reader, ExtractiveGenerator(text_embedder), threshold=50.0)  # nothing clears this
+    answer = strict.generate("How often should the panels be cleaned?", [Source(1, MANUAL, "manual.pdf p.2", "text")])
+    assert answer.kind == "no_answer" and answer.text.startswith(NO_ANSWER) and answer.text.endswith("[1]")
+    assert "twice a year" in answer.text  # the closest evidence is still shown
+
+
+def test_a_question_the_passage_does_not_answer_scores_below_one_it_does(reader):
+    asked = reader.read("How often should the panels be cleaned?", [MANUAL])[0]
+    unrelated = reader.read("Who won the football world cup in 1998?", [MANUAL])[0]
+    assert asked.margin > unrelated.margin + 3
+
+
+def test_chinese_questions_get_the_extractive_sentences(generator):
+    answer = generator.generate("面板多久清洗一次？", [Source(1, "面板每年清洗两次。逆变器十二年后更换。", "手册.pdf p.1", "text")])
+    assert answer.kind == "extractive" and "[1]" in answer.text
+
+
+def test_long_passages_are_read_in_windows(reader):
+    filler = " ".join(f"Line {i} of the log records an ordinary day at the plant." for i in range(60))
+    span = reader.read("When is the inverter replaced?", [filler + " " + MANUAL])[0]
+    assert "twelve years" in (filler + " " + MANUAL)[span.start:span.end]
+
+
+def test_onnx_keeps_the_torch_scores(reader):
+    import torch
+
+    from mmrag.reader import build_model
+
+    question, passage = "How often should the panels be cleaned?", MANUAL
+    enc = reader.tok(question, passage, return_tensors="np")
+    onnx_start, onnx_end = reader._logits(dict(enc))
+    with torch.no_grad():
+        out = build_model()(**{k: torch.tensor(v) for k, v in enc.items()})
+    assert np.allclose(onnx_start, out.start_logits.numpy(), atol=1e-3)
+    assert np.allclose(onnx_end, out.end_logits.numpy(), atol=1e-3)
+
+
+def test_reading_text_keeps_each_cell_findable():
+    text, cells = reading_text(Source(1, TABLE, "t", "table"))
+    assert [text[c.start:c.end] for c in cells] == [c.value for c in cells]
+    assert support_sentence(text, cells[-1].start, cells[-1].end, table=True).startswith("Task: Panel cleaning")
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory):
+    """mmrag serve on its defaults (the reader answers), over the bundled samples."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.app.conftest import free_port, wait_for
+    from tests.conftest import MODEL_CACHE
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    data = tmp_path_factory.mktemp("reader-server") / "data"
+    env = {**os.environ, "MMRAG_IMAGE_MODEL": "none", "MMRAG_CACHE_DIR": str(MODEL_CACHE)}
+    env.pop("MMRAG_LLM_BACKEND", None)
+    subprocess.run([sys.executable, "-m", "mmrag", "ingest", str(samples / "solar-maintenance.pdf"), str(samples / "coffee-brewing.md"),
+                    "-c", "samples", "--data-dir", str(data)], env=env, check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mmrag", "serve", "--data-dir", str(data), "--port", str(port), "--no-access-log"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/readyz", proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_the_default_service_answers_with_the_span_its_support_and_citation(default_server):
+    import httpx
+
+    body = {"query": "How often should the panels be cleaned?", "collection": "samples"}
+    r = httpx.post(f"{default_server}/query", json=body, timeout=60).json()
+    answer = r["answer"]
+    assert answer["backend"] == "reader" and answer["kind"] == "reader"
+    assert answer["text"].lower().startswith("twice a year") and len(answer["text"]) < 80  # a span, not sentences
+    assert "twice a year" in answer["support"].lower() and answer["confidence"] > 0
+    cited = int(answer["text"].rsplit("[", 1)[1].rstrip("]"))
+    assert r["citations"][cited - 1]["file_name"] == "solar-maintenance.pdf" and r["citations"][cited - 1]["page"] == 1
+
+
+def test_the_default_service_streams_the_readers_whole_answer(default_server):
+    import json
+
+    import httpx
+
+    body = {"query": "How often should the panels be cleaned?", "collection": "samples", "stream": True}
+    with httpx.stream("POST", f"{default_server}/query", json=body, timeout=60) as r:
+        lines = list(r.iter_lines())
+    events = [line.split(": ", 1)[1] for line in lines if line.startswith("event: ")]
+    assert events == ["citations", "token", "done"]
+    done = json.loads([line for line in lines if line.startswith("data: ")][-1][6:])
+    assert done["backend"] == "reader" and done["kind"] == "reader" and done["answer"].lower().startswith("twice a year")
+    assert "twice a year" in done["support"].lower()
