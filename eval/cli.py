@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-corpus", type=Path, metavar="DIR", help="write the dataset's passages as files (to ingest), then exit")
     p.add_argument("--types", help="only these unit types, comma-separated (text, table, image): e.g. 'image' to score "
                    "text-to-image search over caption-less pictures")
-    p.add_argument("--generator", help="the answer backend to score, by name (extractive, openai, ollama, local); "
+    p.add_argument("--generator", help="the answer backend to score, by name (reader, extractive, openai, ollama, local); "
                    "default MMRAG_LLM_BACKEND. In-process runs only")
     p.add_argument("--unanswerable", action="store_true",
                    help="the collection does not hold these questions' answers (another corpus): every one is scored "

@@ -159,8 +159,12 @@ class SpanReader:
             out = self._torch(**{k: torch.tensor(np.asarray(v)) for k, v in enc.items()})
         return out.start_logits.numpy(), out.end_logits.numpy()
 
-    def read(self, question: str, passages: list[str]) -> list[Span | None]:
-        """The best span of each passage (None where a passage has no readable text)."""
+    def read(self, question: str, passages: list[str],
+             fields: list[list[tuple[int, int]] | None] | None = None) -> list[Span | None]:
+        """The best span of each passage (None where a passage has no readable text).
+
+        ``fields``, per passage, are character ranges an answer must lie inside (a table's cells):
+        the model, left free, likes spans that run from one row into the next."""
         if not passages:
             return []
         with self._lock:
@@ -174,7 +178,7 @@ class SpanReader:
         best: list[Span | None] = [None] * len(passages)
         for w in range(len(owner)):
             p = int(owner[w])
-            span = self._best_in_window(starts[w], ends[w], offsets[w], seq_ids[w], p)
+            span = self._best_in_window(starts[w], ends[w], offsets[w], seq_ids[w], p, fields[p] if fields else None)
             if span is None:
                 continue
             prev = best[p]
@@ -187,17 +191,24 @@ class SpanReader:
                 best[p] = Span(p, keep.start, keep.end, keep.score, min(prev.null, span.null))
         return best
 
-    def _best_in_window(self, start, end, offsets, seq, p: int) -> Span | None:
+    def _best_in_window(self, start, end, offsets, seq, p: int, fields=None) -> Span | None:
         ctx = np.array([k for k, s in enumerate(seq) if s == 1])
         if not len(ctx):
             return None
         null = float(start[0] + end[0])
-        s_top = ctx[np.argsort(-start[ctx])[:TOP]]
-        e_top = ctx[np.argsort(-end[ctx])[:TOP]]
-        # every (start, end) pair of the top candidates at once; invalid pairs get -inf
+        if fields:  # every token pair inside one field (a window is short enough to score them all)
+            field = np.array([next((f for f, (a, b) in enumerate(fields) if a <= offsets[k][0] < b), -1) for k in ctx])
+            s_top = e_top = ctx
+        else:
+            s_top = ctx[np.argsort(-start[ctx])[:TOP]]
+            e_top = ctx[np.argsort(-end[ctx])[:TOP]]
+        # every (start, end) pair of the candidates at once; invalid pairs get -inf
         pair = start[s_top][:, None] + end[e_top][None, :]
         length = e_top[None, :] - s_top[:, None]
-        pair = np.where((length >= 0) & (length < self.max_answer_tokens), pair, -np.inf)
+        valid = (length >= 0) & (length < self.max_answer_tokens)
+        if fields:
+            valid &= (field[:, None] == field[None, :]) & (field[:, None] >= 0)
+        pair = np.where(valid, pair, -np.inf)
         i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
         if not np.isfinite(pair[i, j]):
             return None

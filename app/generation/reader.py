@@ -87,7 +87,9 @@ class ReaderGenerator:
             answer = self.fallback.generate(question, sources, cancelled)
             return answer
         texts = [reading_text(s) for s in readable]
-        spans = self.reader.read(question, [t for t, _ in texts])
+        # a table's answer is one cell: spans are kept inside cells
+        spans = self.reader.read(question, [t for t, _ in texts],
+                                 [[(c.start, c.end) for c in cells] if cells else None for _, cells in texts])
         found = [s for s in spans if s is not None]
         if not found:
             return self.fallback.generate(question, sources, cancelled)

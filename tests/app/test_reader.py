@@ -22,7 +22,12 @@ def reader():
 
 @pytest.fixture(scope="module")
 def generator(reader, text_embedder):
-    return ReaderGenerator(reader, ExtractiveGenerator(text_embedder), threshold=0.0)
+    """The shipped abstention setting; these sources carry no reranker score, so the margin decides."""
+    from mmrag.settings import Settings
+
+    s = Settings()
+    return ReaderGenerator(reader, ExtractiveGenerator(text_embedder), s.reader_threshold, sources_read=3,
+                           relevance_weight=s.reader_relevance_weight, relevance_center=s.reader_relevance_center)
 
 
 def test_reads_the_span_and_its_sentence(generator):
@@ -40,6 +45,27 @@ def test_answers_from_a_table_with_the_cell_and_its_headers(generator):
                                                        "source": 2}
     assert answer.text == "Contractor (Panel cleaning, Who) [2]"
     assert answer.support.startswith("Task: Panel cleaning")
+
+
+def test_a_table_answer_stays_inside_one_cell(reader):
+    text, cells = reading_text(Source(1, TABLE, "t", "table"))
+    free = reader.read("Who does the panel cleaning?", [text])[0]
+    kept = reader.read("Who does the panel cleaning?", [text], [[(c.start, c.end) for c in cells]])[0]
+    assert "\n" in text[free.start:free.end]  # left free, the model runs from one row into the next
+    assert any((c.start, c.end) == (kept.start, kept.end) for c in cells)
+
+
+def test_an_unrelated_top_source_tips_the_answer_into_abstention(reader, text_embedder):
+    from mmrag.settings import Settings
+
+    s = Settings()
+    gen = ReaderGenerator(reader, ExtractiveGenerator(text_embedder), s.reader_threshold, 1, 0.0, s.reader_relevance_weight,
+                          s.reader_relevance_center)
+    question = "How often should the panels be cleaned?"
+    relevant = Source(1, MANUAL, "manual.pdf p.2", "text", features={"cross_encoder": 6.0})
+    unrelated = Source(1, MANUAL, "manual.pdf p.2", "text", features={"cross_encoder": -8.0})
+    assert gen.generate(question, [relevant]).kind == "reader"
+    assert gen.generate(question, [unrelated]).kind == "no_answer"
 
 
 def test_says_no_answer_and_cites_the_closest_evidence(reader, text_embedder):
