@@ -153,7 +153,9 @@ def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: flo
     lines += [f"| {w} | {t:.2f} | {s['no_answer_rate']:.3f} |" for w, (t, s) in by_weight.items()]
     lines += ["", f"Chosen: {read} source(s), rank penalty {pen}, relevance weight {weight}, threshold {threshold:.2f} "
               f"(`MMRAG_READER_SOURCES={read} MMRAG_READER_RANK_PENALTY={pen} MMRAG_READER_RELEVANCE_WEIGHT={weight} "
-              f"MMRAG_READER_RELEVANCE_CENTER={center:.2f} MMRAG_READER_THRESHOLD={threshold:.2f}`). The trade-off on test:", "",
+              f"MMRAG_READER_RELEVANCE_CENTER={center:.2f} MMRAG_READER_THRESHOLD={threshold:.2f}`; where the top source has no "
+              f"reranker score, the margin alone against `MMRAG_READER_THRESHOLD_ALONE={by_weight[0.0][0]:.2f}`, the weight-0 row). "
+              "The trade-off on test:", "",
               "| threshold | answer rate | answered precision (F1 >= 0.5) | EM | F1 | no-answer rate (unanswerable) |",
               "|---|---|---|---|---|---|"]
     for t in np.round(np.linspace(threshold - 4, threshold + 4, 9), 2):

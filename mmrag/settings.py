@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
     reader_threshold: float = Field(-22.32, description="answer only when the reader's margin (best span over its own 'no "
                                                      "answer' score) plus the weighted relevance reaches this")
+    reader_threshold_alone: float = Field(-5.46, description="the margin's own bar where the top source has no reranker "
+                                                            "score (reranker off, Chinese text among the candidates)")
     reader_relevance_weight: float = Field(4.0, ge=0, description="weight of the top source's reranker score in that "
                                                                   "decision")
     reader_relevance_center: float = Field(3.89, description="the reranker score counted as neutral (stands in when "

@@ -20,7 +20,7 @@ def make_generator(settings: Settings, text: TextEmbedder) -> Generator:
                             int8=settings.reader_int8)
         return ReaderGenerator(reader, ExtractiveGenerator(text), settings.reader_threshold, settings.reader_sources,
                                settings.reader_rank_penalty, settings.reader_relevance_weight,
-                               settings.reader_relevance_center)
+                               settings.reader_relevance_center, settings.reader_threshold_alone)
     if name == "extractive":
         from app.generation.extractive import ExtractiveGenerator
 

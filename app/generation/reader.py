@@ -68,19 +68,24 @@ class ReaderGenerator:
     whole = True
 
     def __init__(self, reader: SpanReader, fallback: Generator, threshold: float, sources_read: int = 1,
-                 rank_penalty: float = 0.0, relevance_weight: float = 0.0, relevance_center: float = 0.0) -> None:
+                 rank_penalty: float = 0.0, relevance_weight: float = 0.0, relevance_center: float = 0.0,
+                 threshold_alone: float | None = None) -> None:
         self.reader, self.fallback = reader, fallback
         self.threshold, self.sources_read, self.rank_penalty = threshold, sources_read, rank_penalty
         self.relevance_weight, self.relevance_center = relevance_weight, relevance_center
+        self.threshold_alone = threshold if threshold_alone is None else threshold_alone
 
     def confidence(self, margin: float, top: Source) -> float:
-        """What abstention thresholds: the reader's margin, plus how relevant the retriever found the
-        top source (the sentence reranker's raw score). A question about another corpus can still
-        find a plausible span; the reranker rarely rates its best passage highly. Without that score
-        (reranker off, CJK) the calibrated centre stands in, leaving the margin alone."""
-        relevance = top.features.get("cross_encoder", self.relevance_center)
-        return margin + self.relevance_weight * (relevance - self.relevance_center)
+        """How far the answer clears the abstention bar (below 0: no answer).
 
+        The reader's margin, plus how relevant the retriever found the top source (the sentence
+        reranker's raw score): a question about another corpus can still find a plausible span, but
+        the reranker rarely rates its best passage highly. Without that score (reranker off, or
+        Chinese text among the candidates) the margin alone decides, against its own calibrated bar."""
+        relevance = top.features.get("cross_encoder")
+        if relevance is None:
+            return margin - self.threshold_alone
+        return margin + self.relevance_weight * (relevance - self.relevance_center) - self.threshold
     def generate(self, question: str, sources: list[Source], cancelled=None) -> Answer:
         readable = [s for s in sources[:self.sources_read] if s.text.strip()]
         if not readable or _CJK.search(question):
@@ -101,8 +106,8 @@ class ReaderGenerator:
         src = readable[best.passage]
         text, cells = texts[best.passage]
         support = support_sentence(text, best.start, best.end, table=bool(cells))
-        found_at = {"support": support, "confidence": round(sure - self.threshold, 3), "model": self.reader.name}
-        if sure < self.threshold:
+        found_at = {"support": support, "confidence": round(sure, 3), "model": self.reader.name}
+        if sure < 0:
             return Answer(f"{NO_ANSWER} The closest evidence: {support} [{src.number}]", "no_answer", self.name,
                           **found_at)
         span = text[best.start:best.end].strip()

@@ -22,12 +22,13 @@ def reader():
 
 @pytest.fixture(scope="module")
 def generator(reader, text_embedder):
-    """The shipped abstention setting; these sources carry no reranker score, so the margin decides."""
+    """The shipped abstention setting; these sources carry no reranker score, so the margin alone decides."""
     from mmrag.settings import Settings
 
     s = Settings()
     return ReaderGenerator(reader, ExtractiveGenerator(text_embedder), s.reader_threshold, sources_read=3,
-                           relevance_weight=s.reader_relevance_weight, relevance_center=s.reader_relevance_center)
+                           relevance_weight=s.reader_relevance_weight, relevance_center=s.reader_relevance_center,
+                           threshold_alone=s.reader_threshold_alone)
 
 
 def test_reads_the_span_and_its_sentence(generator):
