@@ -28,7 +28,7 @@ class Answer:
     usage: dict = field(default_factory=dict)
     citation_fixes: list[dict] = field(default_factory=list)  # citations moved or removed after generation
     support: str | None = None  # the reader's: the sentence (or table row) that holds the answer
-    confidence: float | None = None  # the reader's: best span score minus its "no answer" score
+    confidence: float | None = None  # the reader's: how far the answer clears the abstention bar (below 0: no_answer)
     cell: dict | None = None  # the reader's, for a table: the cell's value, row label and column header
 
     def to_dict(self) -> dict:

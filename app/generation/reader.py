@@ -2,9 +2,10 @@
 
 ``Twice a year [1]``, with "The panels should be cleaned twice a year." as its support. A table is
 read row by row, each cell spelled out with its column header, and answered with the cell and its
-row and column. When no source holds an answer (the reader's best span does not beat its own
-"no answer" score by the calibrated margin) the answer says so, as ``kind: no_answer``, and still
-cites the closest evidence. Questions the English reader cannot read (Chinese, Japanese, Korean)
+row and column, the span kept inside one cell. When no source holds an answer (the reader's margin
+over its own "no answer" score, weighed with the reranker's score of the top source, does not clear
+the calibrated bar: ``ReaderGenerator.confidence``) the answer says so, as ``kind: no_answer``, and
+still cites the closest evidence. Questions the English reader cannot read (Chinese, Japanese, Korean)
 get the extractive sentences instead.
 """
 
