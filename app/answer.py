@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.generation.base import Answer, Generator, Source
 from app.retrieval import Filters, Hit, HybridRetriever
+from indexes.records import DocumentRecord
 
 
 @dataclass
@@ -35,9 +36,9 @@ def source_label(hit: Hit, file_name: str) -> str:
     return f"{file_name}{where}{kind}"
 
 
-def region_urls(u, doc: dict) -> dict:
+def region_urls(u, doc: DocumentRecord | None) -> dict:
     """Where a person can look at the cited region: its page with the box drawn, and the region cut out."""
-    shown = bool(doc.get("original_path")) or doc.get("format") == "image"
+    shown = doc is not None and (bool(doc.original_path) or doc.format == "image")
     return {"page_url": f"/documents/{u.document_id}/pages/{u.page}.png?highlight={u.id}" if shown and u.page else None,
             "crop_url": f"/units/{u.id}/crop.png" if (shown and u.page and u.bbox) or (u.type == "image" and u.image_path) else None}
 
@@ -53,13 +54,14 @@ class QueryPipeline:
         for n, hit in enumerate(result.hits, start=1):
             u = hit.unit
             if u.document_id not in docs:
-                docs[u.document_id] = self.retriever.store.docs.document(u.document_id) or {}
+                docs[u.document_id] = self.retriever.store.document(u.document_id)
             doc = docs[u.document_id]
-            label = source_label(hit, doc.get("file_name", "?"))
+            file_name = doc.file_name if doc else None
+            label = source_label(hit, file_name or "?")
             text = u.text if u.type != "image" else "\n".join(x for x in (u.caption, u.meta.get("alt"), u.meta.get("ocr_text"), u.meta.get("nearby_text")) if x)
             sources.append(Source(n, text, label, u.type, u.image_path, dict(hit.features)))
             citations.append({
-                "number": n, "unit_id": u.id, "document_id": u.document_id, "file_name": doc.get("file_name"),
+                "number": n, "unit_id": u.id, "document_id": u.document_id, "file_name": file_name,
                 "page": u.page, "pages": u.meta.get("pages"), "type": u.type, "heading": u.heading, "bbox": u.bbox,
                 "snippet": "\n".join(x for x in (u.caption, u.text) if x)[:300] if u.type == "table" else (u.caption or u.text or "")[:300], "html": u.html if u.type == "table" else None,
                 "image_url": f"/units/{u.id}/image" if u.image_path else None,

@@ -61,10 +61,10 @@ def cmd_parse(args) -> int:
 
 
 def _ingestor(settings):
-    from indexes.store import Store
+    from indexes.factory import open_store
     from ingest.pipeline import Ingestor
 
-    return Ingestor(Store.from_settings(settings), settings)
+    return Ingestor(open_store(settings), settings)
 
 
 def cmd_reembed(args) -> int:
@@ -101,17 +101,17 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from indexes.docstore import DocStore
+    from indexes.factory import open_store
 
     settings = _settings(args)
-    docs = DocStore(settings.db_path)
+    docs = open_store(settings)
     if args.collection is None:
         rows = docs.collections()
         if args.json:
-            _print_json(rows)
+            _print_json([c.to_dict() for c in rows])
         else:
             for c in rows:
-                print(f"{c['name']}: {c['documents']} documents, {c['units']} units")
+                print(f"{c.name}: {c.documents} documents, {c.units} units")
         return 0
     cid = docs.collection_id(args.collection)
     if cid is None:
@@ -119,20 +119,20 @@ def cmd_list(args) -> int:
         return 2
     rows = docs.documents(cid)
     if args.json:
-        _print_json({"collection": args.collection, "documents": rows})
+        _print_json({"collection": args.collection, "documents": [d.to_dict() for d in rows]})
     else:
         for d in rows:
-            extra = f" ({d['error']})" if d["error"] else ""
-            print(f"{d['id']:>6}  {d['status']:<7} {d['n_units']:>5} units  {d['file_name']}{extra}")
+            extra = f" ({d.error})" if d.error else ""
+            print(f"{d.id:>6}  {d.status:<7} {d.n_units:>5} units  {d.file_name}{extra}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    from indexes.store import Store
+    from indexes.factory import open_store
 
     settings = _settings(args)
-    store = Store.from_settings(settings)
-    cid = store.docs.collection_id(args.collection)
+    store = open_store(settings)
+    cid = store.collection_id(args.collection)
     if cid is None:
         print(f"error: no collection named {args.collection!r}", file=sys.stderr)
         return 2
@@ -144,15 +144,15 @@ def cmd_delete(args) -> int:
         print("error: name documents (id, file name or path) or pass --all", file=sys.stderr)
         return 2
     status = 0
-    docs = store.docs.documents(cid)
+    docs = store.documents(cid)
     for ref in args.documents:
-        matches = [d for d in docs if ref in (str(d["id"]), d["file_name"], d["source"])]
+        matches = [d for d in docs if ref in (str(d.id), d.file_name, d.source)]
         if not matches:
             print(f"error: no document {ref!r} in {args.collection}", file=sys.stderr)
             status = 1
         for d in matches:
-            store.delete_document(d["id"])
-            print(f"deleted {d['id']} {d['file_name']}")
+            store.delete_document(d.id)
+            print(f"deleted {d.id} {d.file_name}")
     return status
 
 
@@ -214,7 +214,7 @@ def cmd_query(args) -> int:
 
     settings = _settings(args)
     services = Services(settings)
-    if services.store.docs.collection_id(args.collection) is None:
+    if services.store.collection_id(args.collection) is None:
         print(f"error: no collection named {args.collection!r} in {settings.data_dir}", file=sys.stderr)
         return 2
     pipeline: QueryPipeline = services.pipeline

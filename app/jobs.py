@@ -60,7 +60,7 @@ class JobRunner:
         self._queue: list[str] = []
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
-        self.staging = services.store.data_dir / "uploads"
+        self.staging = services.settings.data_dir / "uploads"
         self._clear_stale_staging()
 
     def _clear_stale_staging(self) -> None:

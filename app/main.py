@@ -18,7 +18,7 @@ from app.api import routes
 from app.api.auth import KeyRing, bearer
 from app.jobs import JobRunner
 from app.services import Services
-from indexes.store import WriterBusy
+from indexes.base import WriterBusy
 from mmrag import __version__
 from mmrag.errors import ModelMismatch
 from mmrag.settings import Settings

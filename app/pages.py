@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from indexes.records import DocumentRecord
 from ingest.limits import render_scale
 
 _PDFIUM = threading.Lock()
@@ -29,10 +30,10 @@ class PageImages:
     def __init__(self, store, settings) -> None:
         self.store, self.settings = store, settings
 
-    def renderable(self, doc: dict) -> bool:
-        return bool(doc.get("original_path")) or doc.get("format") == "image"
+    def renderable(self, doc: DocumentRecord) -> bool:
+        return bool(doc.original_path) or doc.format == "image"
 
-    def page_png(self, doc: dict, page: int, dpi: int | None = None, box: list[float] | None = None) -> bytes:
+    def page_png(self, doc: DocumentRecord, page: int, dpi: int | None = None, box: list[float] | None = None) -> bytes:
         image, scale = self._page(doc, page, dpi or self.settings.page_dpi)
         if box:
             image = image.convert("RGB")
@@ -43,7 +44,7 @@ class PageImages:
             image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
         return _png(image)
 
-    def crop_png(self, doc: dict, unit, dpi: int | None = None) -> bytes:
+    def crop_png(self, doc: DocumentRecord, unit, dpi: int | None = None) -> bytes:
         if unit.type == "image" and unit.image_path and self._own(unit.image_path):
             with Image.open(unit.image_path) as im:  # the figure as it was cut at ingestion
                 return _png(im.convert("RGB"))
@@ -59,21 +60,21 @@ class PageImages:
         p = Path(path)
         return p.resolve().is_relative_to(self.store.blob_dir.resolve()) and p.is_file()
 
-    def _page(self, doc: dict, page: int, dpi: int) -> tuple[Image.Image, float]:
+    def _page(self, doc: DocumentRecord, page: int, dpi: int) -> tuple[Image.Image, float]:
         """The page as an image and its pixels per box unit."""
-        if doc.get("original_path"):
-            if not self._own(doc["original_path"]):
+        if doc.original_path:
+            if not self._own(doc.original_path):
                 raise NoPageImage("the stored PDF is gone: ingest the document again")
-            return _render_pdf(doc["original_path"], page, dpi, self.settings.max_image_pixels)
-        if doc.get("format") == "image":
-            frames = [u for u in self.store.docs.document_units(doc["id"]) if u.type == "image" and u.page == page and u.image_path]
+            return _render_pdf(doc.original_path, page, dpi, self.settings.max_image_pixels)
+        if doc.format == "image":
+            frames = [u for u in self.store.document_units(doc.id) if u.type == "image" and u.page == page and u.image_path]
             if not frames or not self._own(frames[0].image_path):
-                raise NoPageImage(f"document {doc['id']} has no page {page}")
+                raise NoPageImage(f"document {doc.id} has no page {page}")
             with Image.open(frames[0].image_path) as im:
                 im = im.convert("RGB")
             scale = min(1.0, MAX_SIDE / max(im.size))
             return (im.resize((round(im.width * scale), round(im.height * scale))) if scale < 1 else im), scale
-        raise NoPageImage(f"pages are shown for PDFs and images; document {doc['id']} is {doc.get('format')}"
+        raise NoPageImage(f"pages are shown for PDFs and images; document {doc.id} is {doc.format}"
                           " (or was ingested before PDFs were kept: ingest it again)")
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexes.docstore import StoredUnit, check_models
-from indexes.store import Store
+from indexes.base import DocumentStore
+from indexes.records import StoredUnit, UnitFilter, check_models
 from indexes.tokenize import term_finder
 from ingest.chunking import maxsim_texts
 from mmrag.embedding import ImageEmbedder, TextEmbedder
@@ -33,6 +33,9 @@ BEST_SENTENCES = 3  # kept per candidate for the sentence reranker (it reads 2 b
 class Filters:
     types: list[str] | None = None  # text / table / image
     document_ids: list[int] | None = None
+
+    def to_unit_filter(self) -> UnitFilter | None:
+        return UnitFilter.of(self.types, self.document_ids)
 
 
 @dataclass
@@ -89,7 +92,7 @@ def _sentences(text: str) -> tuple[str, ...]:
 
 
 class HybridRetriever:
-    def __init__(self, store: Store, settings: Settings, text: TextEmbedder, image: ImageEmbedder | None = None,
+    def __init__(self, store: DocumentStore, settings: Settings, text: TextEmbedder, image: ImageEmbedder | None = None,
                  reranker=None) -> None:
         self.store, self.settings, self.text, self.image = store, settings, text, image
         self.reranker = reranker  # optional cross-encoder stage (app.rerank)
@@ -100,67 +103,43 @@ class HybridRetriever:
         return {"bm25": s.weight_bm25, "coverage": s.weight_coverage, "dense": s.weight_dense, "maxsim": s.weight_maxsim,
                 "sentence": s.weight_sentence, "image": s.weight_image}
 
-    def _allowed(self, cid: int, filters: Filters | None) -> np.ndarray | None:
-        if filters is None or (filters.types is None and filters.document_ids is None):
-            return None
-        if filters.types == [] or filters.document_ids == []:
-            # an empty list matches nothing: clients pass their access lists here, and "none allowed" is not "all"
-            return np.zeros(0, np.int64)
-        sql, params = "SELECT id FROM units WHERE collection_id = ?", [cid]
-        if filters.types:
-            sql += f" AND type IN ({','.join('?' * len(filters.types))})"
-            params += list(filters.types)
-        if filters.document_ids:
-            sql += f" AND document_id IN ({','.join('?' * len(filters.document_ids))})"
-            params += [int(d) for d in filters.document_ids]
-        return np.array([r[0] for r in self.store.docs.query(sql, tuple(params))], np.int64)
-
     def candidates(self, query: str, collection: str, k: int, filters: Filters | None = None,
                    channels: tuple[str, ...] = CHANNELS) -> Candidates:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        cid = self.store.docs.collection_id(collection)
+        store = self.store
+        cid = store.collection_id(collection)
         if cid is None:
             raise KeyError(collection)
-        ci = self.store.indexes(cid)
-        self._check_models(collection, cid, ci)
-        allowed = self._allowed(cid, filters)
+        n_text, n_image = store.vector_count(cid, "text"), store.vector_count(cid, "image")
+        self._check_models(collection, cid, n_image)
+        where = filters.to_unit_filter() if filters is not None else None
         empty = Candidates(np.zeros(0, np.int64), [], {}, timings)
-        if allowed is not None and len(allowed) == 0:
+        if where is not None and where.matches_nothing:
             return empty
-        allowed_set = set(allowed.tolist()) if allowed is not None else None
         cand: dict[int, dict[str, int]] = {}
 
         def collect(name: str, ids) -> None:
-            rank = 0
-            for uid in ids:
-                uid = int(uid)
-                if uid < 0 or (allowed_set is not None and uid not in allowed_set):
-                    continue
-                cand.setdefault(uid, {})[name] = rank
-                rank += 1
-                if rank >= k:
-                    break
+            for rank, uid in enumerate(ids[:k]):  # the backend applied the filter
+                cand.setdefault(int(uid), {})[name] = rank
 
-        bm25 = ci.bm25.score_all(query) if "bm25" in channels else None
+        bm25 = store.keyword_scores(cid, query, where) if "bm25" in channels else None
         if bm25 is not None:
-            collect("bm25", bm25.top(k, allowed)[0])
+            collect("bm25", bm25.top(k)[0])
         timings["bm25_ms"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()
-        qvec = self.text.embed([query], kind="query") if "dense" in channels and ci.vectors["text"] is not None else None
+        qvec = self.text.embed([query], kind="query") if "dense" in channels and n_text else None
         if qvec is not None:
-            over = k if allowed is None else min(len(ci.vectors["text"]), k * 8)
-            collect("dense", ci.vectors["text"].search(qvec, over)[1][0])
+            collect("dense", store.vector_search(cid, "text", qvec[0], k, where)[0])
         timings["dense_ms"] = (time.perf_counter() - t1) * 1000
 
         t2 = time.perf_counter()
         ivec = None
-        if self.image is not None and ci.vectors["image"] is not None and len(ci.vectors["image"]):
+        if self.image is not None and n_image:
             ivec = self.image.embed_texts([query])
             if "image" in channels:
-                over = k if allowed is None else min(len(ci.vectors["image"]), k * 8)
-                collect("image", ci.vectors["image"].search(ivec, over)[1][0])
+                collect("image", store.vector_search(cid, "image", ivec[0], k, where)[0])
         timings["image_ms"] = (time.perf_counter() - t2) * 1000
         if not cand:
             return empty
@@ -173,25 +152,24 @@ class HybridRetriever:
             features["bm25"] = (bm25.of(ids), np.ones(len(ids), bool))
             features["coverage"] = (bm25.coverage_of(ids), np.ones(len(ids), bool))
         if qvec is not None:
-            features["dense"] = self._cosines(ids, qvec[0], "text_vec")
-            sentences = self.store.docs.sentence_vectors(ids)
+            features["dense"] = self._cosines(ids, qvec[0], "text")
+            sentences = store.sentence_vectors(ids)
             features["maxsim"] = self._maxsim(ids, qvec[0], features["dense"], sentences)
             if bm25 is not None and self.settings.weight_sentence:  # weight 0 in settings: not computed (~12 ms a query)
                 features["sentence"] = self._sentence_match(ids, qvec[0], features["dense"], sentences, features["coverage"][0],
-                                                            ci.bm25.coverage_weights(query), ci.bm25.tokenizer, best)
+                                                            bm25.coverage_weights, bm25.tokenizer, best)
         if ivec is not None and "image" in channels:
-            features["image"] = self._cosines(ids, ivec[0], "image_vec")
+            features["image"] = self._cosines(ids, ivec[0], "image")
         timings["features_ms"] = (time.perf_counter() - t3) * 1000
         return Candidates(ids, [cand[int(u)] for u in ids], features, timings, best)
 
-    def _check_models(self, collection: str, cid: int, ci) -> None:
-        # every query (one small SQLite read): a collection can be re-embedded under a running server
-        has_images = self.image is not None and ci.vectors["image"] is not None and len(ci.vectors["image"]) > 0
-        current = {"text": self.text.name, "image": self.image.name if has_images else "none"}
-        check_models(collection, self.store.docs.models(cid), current)  # raises ModelMismatch
+    def _check_models(self, collection: str, cid: int, n_image: int) -> None:
+        # every query (one small read): a collection can be re-embedded under a running server
+        current = {"text": self.text.name, "image": self.image.name if self.image is not None and n_image else "none"}
+        check_models(collection, self.store.models(cid), current)  # raises ModelMismatch
 
-    def _cosines(self, ids: np.ndarray, vec: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
-        got, matrix = self.store.docs.vectors(ids, column)
+    def _cosines(self, ids: np.ndarray, vec: np.ndarray, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        got, matrix = self.store.vectors(ids, modality)
         vals, present = np.zeros(len(ids)), np.zeros(len(ids), bool)
         if len(got):
             where = {int(u): i for i, u in enumerate(ids)}
@@ -231,7 +209,7 @@ class HybridRetriever:
         several = [i for i, uid in enumerate(ids) if present[i] and int(uid) in sentences]
         if not total or not several:
             return vals, present
-        texts = self.store.docs.texts(ids[several])
+        texts = self.store.texts(ids[several])
         finder = term_finder(list(weights), tokenizer)
         for i in several:
             uid = int(ids[i])
@@ -262,7 +240,7 @@ class HybridRetriever:
         reranker = self.reranker if cross_encoder else None
         depth = max(top_k, reranker.top_n) if reranker is not None else top_k
         order = np.argsort(-scores, kind="stable")[:depth]
-        units = self.store.docs.units([int(cands.ids[i]) for i in order])
+        units = self.store.units([int(cands.ids[i]) for i in order])
         hits = []
         for i in order:
             uid = int(cands.ids[i])

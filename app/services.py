@@ -6,7 +6,7 @@ from functools import cached_property
 
 from app.answer import QueryPipeline
 from app.retrieval import HybridRetriever
-from indexes.store import Store
+from indexes.factory import open_store
 from ingest.pipeline import Ingestor
 from mmrag.embedding import get_image_embedder, get_text_embedder
 from mmrag.settings import Settings
@@ -15,7 +15,7 @@ from mmrag.settings import Settings
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store.from_settings(settings)
+        self.store = open_store(settings)
 
     @cached_property
     def text(self):

@@ -54,7 +54,7 @@ def minilm_features(store, rows_by_set: dict[str, list[dict]]) -> None:
 
     model = get_text_embedder("packaged:all-MiniLM-L6-v2")
     ids = sorted({int(u) for rows in rows_by_set.values() for row in rows for u in row["ids"]})
-    units = store.docs.units(ids)
+    units = store.units(ids)
     sentences = {u: split_sentences(units[u].text) if units[u].type == "text" else [] for u in ids}
     passage = dict(zip(ids, model.embed([units[u].search_text() for u in ids], kind="passage")))
     flat = model.embed([s for u in ids for s in sentences[u]], kind="passage")
@@ -79,7 +79,7 @@ def window_features(retriever, rows_by_set: dict[str, list[dict]]) -> str:
     from ingest.chunking import count_tokens, maxsim_texts
 
     ids = sorted({int(u) for rows in rows_by_set.values() for row in rows for u in row["ids"]})
-    units = retriever.store.docs.units(ids)
+    units = retriever.store.units(ids)
     sentences, pairs = {}, {}
     for u in ids:
         if units[u].type == "text":
@@ -119,10 +119,10 @@ def sentence_coverage(retriever, rows_by_set: dict[str, list[dict]]) -> None:
     from ingest.chunking import split_sentences
 
     for rows in rows_by_set.values():
-        index = retriever.store.indexes(retriever.store.docs.collection_id(rows[0]["collection"])).bm25
-        units = retriever.store.docs.units(sorted({int(u) for row in rows for u in row["ids"]}))
+        cid = retriever.store.collection_id(rows[0]["collection"])
+        units = retriever.store.units(sorted({int(u) for row in rows for u in row["ids"]}))
         for row in rows:
-            weights = index.coverage_weights(row["question"])
+            weights = retriever.store.keyword_scores(cid, row["question"]).coverage_weights
             total = sum(weights.values()) or 1.0
             vals = [max((sum(weights.get(t, 0.0) for t in set(tokenize(s))) / total for s in split_sentences(units[int(u)].text)),
                         default=0.0) for u in row["ids"]]
@@ -146,7 +146,7 @@ def splade_features(model_dir: Path, store, rows_by_set: dict[str, list[dict]]) 
         return np.concatenate(out)
 
     ids = sorted({int(u) for rows in rows_by_set.values() for row in rows for u in row["ids"]})
-    units = store.docs.units(ids)
+    units = store.units(ids)
     passages = dict(zip(ids, encode([units[u].search_text() for u in ids], 512)))
     for rows in rows_by_set.values():
         for row, q in zip(rows, encode([row["question"] for row in rows], 64)):
@@ -158,7 +158,7 @@ def pooling_features(retriever, rows_by_set: dict[str, list[dict]]) -> None:
     for rows in rows_by_set.values():
         queries = retriever.text.embed([row["question"] for row in rows], kind="query")
         for row, q in zip(rows, queries):
-            stored = retriever.store.docs.sentence_vectors(row["ids"])
+            stored = retriever.store.sentence_vectors(row["ids"])
             dense = row["features"]["dense"][0]
             pooled = {"top2": [], "softmax": [], "contrast": []}
             for i, u in enumerate(row["ids"]):

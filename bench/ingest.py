@@ -124,13 +124,13 @@ def time_unstructured(files: list[Path]) -> float | None:
 
 def bench_pipeline(pdf: Path, settings_kwargs: dict) -> dict:
     """Full ingestion (parse + embed + commit) of one folder; returns seconds and units."""
-    from indexes.store import Store
+    from indexes.store import LocalStore
     from ingest.pipeline import Ingestor
     from mmrag.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", **settings_kwargs)
-        ingestor = Ingestor(Store.from_settings(settings), settings)
+        ingestor = Ingestor(LocalStore.from_settings(settings), settings)
         _ = ingestor.text, ingestor.image  # load models outside the timing
         t0 = time.perf_counter()
         try:

@@ -107,7 +107,7 @@ def mrr(results: list[list[int]], questions) -> float:
 # -- the two systems, each in its own process ------------------------------------------------
 def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     from app.retrieval import HybridRetriever
-    from indexes.store import Store
+    from indexes.store import LocalStore
     from mmrag.embedding import get_text_embedder
     from mmrag.settings import Settings
 
@@ -116,7 +116,7 @@ def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     base = rss_mb()
     t0 = time.perf_counter()
     settings = Settings(data_dir=workdir, image_model="none", recall_k=100)
-    store = Store.from_settings(settings)
+    store = LocalStore.from_settings(settings)
     cid = store.docs.collection_id("bench", create=True)
     per_doc = 100
     conn = store.docs._conn()
@@ -133,7 +133,7 @@ def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     conn.execute("COMMIT")
     store.save(cid)  # builds and snapshots FAISS (IVF past 100k) and BM25
     build = time.perf_counter() - t0
-    store = Store.from_settings(settings)  # reload from disk, as a restarted server would
+    store = LocalStore.from_settings(settings)  # reload from disk, as a restarted server would
     t1 = time.perf_counter()
     store.indexes(cid)
     load = time.perf_counter() - t1

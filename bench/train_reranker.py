@@ -38,7 +38,7 @@ def training_groups(retriever, examples, collection: str, k: int = 100, seed: in
 
     def file_name(unit) -> str:
         if unit.document_id not in names:
-            names[unit.document_id] = store.docs.document(unit.document_id)["file_name"]
+            names[unit.document_id] = store.document(unit.document_id).file_name
         return names[unit.document_id]
 
     for ex in tqdm(examples, desc="candidates", unit="q"):
@@ -48,7 +48,7 @@ def training_groups(retriever, examples, collection: str, k: int = 100, seed: in
             continue
         order = np.argsort(-convex(c.features, retriever.weights), kind="stable")[:12]
         ids = [int(c.ids[i]) for i in order]
-        units = store.docs.units(ids)
+        units = store.units(ids)
         gold = [u for u in ids if u in units and file_name(units[u]) in ex.relevant_documents]
         wrong = [u for u in ids if u in units and file_name(units[u]) not in ex.relevant_documents]
         if not gold or len(wrong) < GROUP_NEGATIVES:

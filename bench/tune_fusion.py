@@ -37,13 +37,12 @@ def collect(retriever, dataset, collection: str, k: int) -> list[dict]:
     rows = []
     for ex in tqdm(dataset.examples, desc=f"recall {dataset.name}", unit="q"):
         c = retriever.candidates(ex.question, collection, k)
-        doc_ids = {int(r[0]): r[1] for r in store.docs.query(
-            f"SELECT id, document_id FROM units WHERE id IN ({','.join(str(int(i)) for i in c.ids)})")} if len(c.ids) else {}
+        doc_ids = {uid: u.document_id for uid, u in store.units(c.ids).items()}
         docs = []
         for uid in c.ids:
             d = doc_ids[int(uid)]
             if d not in names:
-                names[d] = store.docs.document(d)["file_name"]
+                names[d] = store.document(d).file_name
             docs.append(names[d])
         rows.append({"question": ex.question, "ids": c.ids, "docs": np.array(docs, dtype=object), "relevant": set(ex.relevant_documents), "features": c.features,
                      "ranks": c.ranks, "dense_ms": c.timings.get("dense_ms", 0.0)})

@@ -48,13 +48,14 @@ class InProcessRunner:
         self.filters = Filters(types=types) if types else None
         self.services = Services(settings)
         self.collection = collection
-        if self.services.store.docs.collection_id(collection) is None:
+        if self.services.store.collection_id(collection) is None:
             raise SystemExit(f"error: no collection named {collection!r} in {settings.data_dir}: ingest the corpus first")
         self._names: dict[int, str] = {}
 
     def _file(self, doc_id: int) -> str:
         if doc_id not in self._names:
-            self._names[doc_id] = (self.services.store.docs.document(doc_id) or {}).get("file_name", "?")
+            doc = self.services.store.document(doc_id)
+            self._names[doc_id] = doc.file_name if doc else "?"
         return self._names[doc_id]
 
     def run(self, ex: Example, mode: str, generate: bool) -> Prediction:

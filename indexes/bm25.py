@@ -156,7 +156,7 @@ class BM25Index:
                 norm = self.k1 * (1 - self.b + self.b * self._doc_len[docs] / self._avgdl)
                 scores[docs] += self._idf[t] * (tf * (self.k1 + 1) / (tf + norm)) * counts[term]
                 matched[docs] = True
-            return BM25Scores(self._ids, scores, matched, self._sorter, coverage)
+            return BM25Scores(self._ids, scores, matched, self._sorter, coverage, weights, self.tokenizer)
 
     def coverage_weights(self, query: str) -> dict[str, float]:
         """Each distinct query term's coverage weight (see :meth:`score_all`)."""
@@ -229,15 +229,30 @@ class BM25Scores:
     """One query's scores over the whole index, for top-k and for looking up given units."""
 
     def __init__(self, ids: np.ndarray, scores: np.ndarray, matched: np.ndarray, sorter: np.ndarray,
-                 coverage: _Coverage | None = None) -> None:
+                 coverage: _Coverage | None = None, coverage_weights: dict[str, float] | None = None,
+                 tokenizer: Callable[[str], list[str]] = tokenize) -> None:
         self.ids, self.scores, self.matched, self._sorter = ids, scores, matched, sorter
         self._coverage = coverage
+        self.coverage_weights = coverage_weights or {}  # distinct query term -> its idf weight (question words left out)
+        self.tokenizer = tokenizer
+        self.allowed: np.ndarray | None = None
+
+    def restricted(self, allowed: np.ndarray | None) -> BM25Scores:
+        """These scores, with :meth:`top` limited to the ``allowed`` units (a filter); lookups of given
+        units are unchanged, as corpus statistics do not depend on the filter."""
+        if allowed is None:
+            return self
+        out = BM25Scores(self.ids, self.scores, self.matched, self._sorter, self._coverage, self.coverage_weights, self.tokenizer)
+        out.allowed = np.asarray(allowed, np.int64)
+        return out
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (ids, scores), best first, among documents holding at least one query term.
+        """Top-k (ids, scores), best first, among documents holding at least one query term (and, with a
+        filter, among the allowed ones).
 
         (On tiny corpora BM25Okapi's idf can be zero or negative, so "score > 0" would drop real matches.)
         """
+        allowed = self.allowed if allowed is None else allowed
         matched = self.matched & np.isin(self.ids, allowed) if allowed is not None else self.matched
         hits = np.flatnonzero(matched)
         if len(hits) > k:

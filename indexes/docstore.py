@@ -13,13 +13,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mmrag.errors import ModelMismatch
-from mmrag.units import search_text
+from indexes.records import (
+    LEGACY_MODELS,
+    CollectionRecord,
+    DocumentRecord,
+    NewDocument,
+    StagedVectors,
+    StoredUnit,
+    UnitFilter,
+    check_models,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -83,51 +90,18 @@ CREATE TABLE IF NOT EXISTS staged_vecs (  -- new vectors of a re-embedding, swap
 UNIT_COLUMNS = "id, document_id, collection_id, type, position, page, bbox, heading, text, html, caption, image_path, meta"
 
 
-@dataclass
-class StoredUnit:
-    id: int
-    document_id: int
-    collection_id: int
-    type: str
-    position: int
-    page: int | None
-    bbox: list[float] | None
-    heading: list[str]
-    text: str
-    html: str | None
-    caption: str | None
-    image_path: str | None
-    meta: dict
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> StoredUnit:
-        return cls(row["id"], row["document_id"], row["collection_id"], row["type"], row["position"], row["page"],
-                   json.loads(row["bbox"]) if row["bbox"] else None, json.loads(row["heading"] or "[]"), row["text"],
-                   row["html"], row["caption"], row["image_path"], json.loads(row["meta"] or "{}"))
-
-    def search_text(self) -> str:
-        return search_text(self.heading, self.caption, self.text)
+def _unit(row: sqlite3.Row) -> StoredUnit:
+    return StoredUnit(row["id"], row["document_id"], row["collection_id"], row["type"], row["position"], row["page"],
+                      json.loads(row["bbox"]) if row["bbox"] else None, json.loads(row["heading"] or "[]"), row["text"],
+                      row["html"], row["caption"], row["image_path"], json.loads(row["meta"] or "{}"))
 
 
-def _vec(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else np.frombuffer(blob, dtype=np.float32)
+def _document(row: sqlite3.Row | None) -> DocumentRecord | None:
+    return None if row is None else DocumentRecord(**{k: row[k] for k in row.keys()})
 
 
-# What collections made before models were recorded were embedded with: the defaults of then.
-LEGACY_MODELS = {"text": "packaged:all-MiniLM-L6-v2", "image": "mmrag-bridge-lite0:mmrag-bridge-lite0-v1.pt"}
-
-
-def check_models(collection: str, recorded: dict[str, str] | None, current: dict[str, str]) -> None:
-    if not recorded:
-        return
-    for kind in ("text", "image"):
-        was, now = recorded.get(kind, "none"), current.get(kind, "none")
-        if was != now and "none" not in (was, now):  # images ingested without vectors, or searched without: no conflict
-            setting = "MMRAG_TEXT_MODEL" if kind == "text" else "MMRAG_IMAGE_MODEL / MMRAG_IMAGE_PRETRAINED"
-            assumed = (" (assumed: the collection was made before mmrag recorded models, when this was the default)"
-                       if recorded.get("assumed") else "")
-            raise ModelMismatch(f"collection {collection!r} holds {kind} vectors from {was!r}{assumed}, but this process uses "
-                                f"{now!r}: set {setting} to match, or re-embed it with `mmrag reembed -c {collection}`")
+def _blob(v, dtype) -> bytes | None:
+    return None if v is None or len(v) == 0 else np.asarray(v, dtype).tobytes()
 
 
 class DocStore:
@@ -189,13 +163,13 @@ class DocStore:
         rows = self.query("SELECT name FROM collections WHERE id = ?", (collection_id,))
         return rows[0]["name"] if rows else None
 
-    def collections(self) -> list[dict]:
+    def collections(self) -> list[CollectionRecord]:
         rows = self.query(
             "SELECT c.id, c.name, c.generation, c.created_at,"
             " (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id AND d.status = 'done') AS documents,"
             " (SELECT COUNT(*) FROM units u WHERE u.collection_id = c.id) AS units"
             " FROM collections c ORDER BY c.name")
-        return [dict(r) for r in rows]
+        return [CollectionRecord(**dict(r)) for r in rows]
 
     def _record_legacy_models(self) -> None:
         """A data dir from before collections recorded their models: its collections were embedded
@@ -234,19 +208,18 @@ class DocStore:
         check_models(row["name"], updated, models)
 
     # -- re-embedding ----------------------------------------------------------------------
-    def clear_staged(self) -> None:
-        with self.tx() as db:
-            db.execute("DELETE FROM staged_vecs")
+    def clear_staged(self, collection_id: int) -> None:
+        with self.tx() as db:  # leftovers of an interrupted run, and of units deleted since
+            db.execute("DELETE FROM staged_vecs WHERE unit_id IN (SELECT id FROM units WHERE collection_id = ?)"
+                       " OR unit_id NOT IN (SELECT id FROM units)", (collection_id,))
 
-    def stage_vectors(self, rows: list[tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]]) -> None:
-        """(unit id, text vector, image vector, sentence vectors) rows, kept aside until :meth:`swap_staged`."""
-        def blob(v, dtype):
-            return None if v is None or len(v) == 0 else np.asarray(v, dtype).tobytes()
-
+    def stage_vectors(self, rows: list[StagedVectors]) -> None:
+        """Vectors kept aside until :meth:`swap_staged`."""
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO staged_vecs (unit_id, text_vec, image_vec, sent_n, sent_vecs) VALUES (?, ?, ?, ?, ?)",
-                           [(uid, blob(t, np.float32), blob(i, np.float32), None if s is None else len(s), blob(s, np.float16))
-                            for uid, t, i, s in rows])
+                           [(r.unit_id, _blob(r.text_vec, np.float32), _blob(r.image_vec, np.float32),
+                             None if r.sentence_vecs is None or not len(r.sentence_vecs) else len(r.sentence_vecs),
+                             _blob(r.sentence_vecs, np.float16)) for r in rows])
 
     def swap_staged(self, collection_id: int, models: dict[str, str]) -> int:
         """Every unit of the collection takes its staged vectors, and the collection its new models,
@@ -264,7 +237,7 @@ class DocStore:
             db.execute("INSERT INTO sentence_vecs (unit_id, n, vecs) SELECT unit_id, sent_n, sent_vecs FROM staged_vecs"
                        " WHERE sent_vecs IS NOT NULL")
             db.execute("UPDATE collections SET models = ?, generation = generation + 1 WHERE id = ?", (json.dumps(models), collection_id))
-            db.execute("DELETE FROM staged_vecs")
+            db.execute("DELETE FROM staged_vecs WHERE unit_id IN (SELECT id FROM units WHERE collection_id = ?)", (collection_id,))
         return n
 
     def models(self, collection_id: int) -> dict[str, str] | None:
@@ -282,26 +255,23 @@ class DocStore:
             db.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
 
     # -- documents -----------------------------------------------------------------------
-    def document(self, doc_id: int) -> dict | None:
+    def document(self, doc_id: int) -> DocumentRecord | None:
         rows = self.query("SELECT * FROM documents WHERE id = ?", (doc_id,))
-        return dict(rows[0]) if rows else None
+        return _document(rows[0] if rows else None)
 
-    def document_by_source(self, collection_id: int, source: str) -> dict | None:
+    def document_by_source(self, collection_id: int, source: str) -> DocumentRecord | None:
         rows = self.query("SELECT * FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source))
-        return dict(rows[0]) if rows else None
+        return _document(rows[0] if rows else None)
 
-    def documents(self, collection_id: int) -> list[dict]:
-        return [dict(r) for r in self.query("SELECT * FROM documents WHERE collection_id = ? ORDER BY id", (collection_id,))]
+    def documents(self, collection_id: int) -> list[DocumentRecord]:
+        return [_document(r) for r in self.query("SELECT * FROM documents WHERE collection_id = ? ORDER BY id", (collection_id,))]
 
-    def replace_document(self, collection_id: int, source: str, file_name: str, content_hash: str, fmt: str,
-                         pages: int | None, size_bytes: int, units: list[dict],
-                         original_path: str | None = None) -> tuple[int, list[int], list[int]]:
+    def replace_document(self, doc: NewDocument) -> tuple[int, list[int], list[int]]:
         """Write a parsed document and its units in one transaction, replacing an older version.
-
-        ``units`` are dicts with the unit fields plus ``text_vec``/``image_vec`` (float32 arrays or None).
-        Returns (document id, new unit ids, removed unit ids).
-        """
+        Returns (document id, new unit ids, removed unit ids)."""
         now = time.time()
+        collection_id, source, file_name, content_hash, fmt = doc.collection_id, doc.source, doc.file_name, doc.content_hash, doc.format
+        pages, size_bytes, original_path, units = doc.pages, doc.size_bytes, doc.original_path, doc.units
         with self.tx() as db:
             old = db.execute("SELECT id FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source)).fetchone()
             removed: list[int] = []
@@ -320,17 +290,16 @@ class DocStore:
                     (collection_id, source, file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, now))
                 doc_id = cur.lastrowid
             new_ids = []
-            for u in units:
+            for new in units:
+                u = new.unit
                 cur = db.execute(
                     f"INSERT INTO units ({UNIT_COLUMNS.replace('id, ', '', 1)}, text_vec, image_vec)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (doc_id, collection_id, u["type"], u["position"], u["page"], json.dumps(u["bbox"]) if u["bbox"] else None,
-                     json.dumps(u["heading"], ensure_ascii=False), u["text"], u["html"], u["caption"], u["image_path"],
-                     json.dumps(u["meta"], ensure_ascii=False, default=str),
-                     None if u.get("text_vec") is None else np.asarray(u["text_vec"], np.float32).tobytes(),
-                     None if u.get("image_vec") is None else np.asarray(u["image_vec"], np.float32).tobytes()))
+                    (doc_id, collection_id, u.type, u.position, u.page, json.dumps(u.bbox) if u.bbox else None,
+                     json.dumps(u.heading, ensure_ascii=False), u.text, u.html, u.caption, u.image_path,
+                     json.dumps(u.meta, ensure_ascii=False, default=str), _blob(new.text_vec, np.float32), _blob(new.image_vec, np.float32)))
                 new_ids.append(cur.lastrowid)
-                sv = u.get("sentence_vecs")
+                sv = new.sentence_vecs
                 if sv is not None and len(sv):
                     # float16 halves the space; max-sim ranking is unchanged at this precision
                     db.execute("INSERT INTO sentence_vecs (unit_id, n, vecs) VALUES (?, ?, ?)",
@@ -379,19 +348,30 @@ class DocStore:
 
     def units(self, ids: list[int]) -> dict[int, StoredUnit]:
         rows = self._rows_for_ids(f"SELECT {UNIT_COLUMNS} FROM units WHERE id IN ({{ids}})", ids)
-        return {row["id"]: StoredUnit.from_row(row) for row in rows}
+        return {row["id"]: _unit(row) for row in rows}
 
     def texts(self, ids) -> dict[int, str]:
         """Each given unit's text: what the sentence feature reads, cheaper than whole units."""
         return dict(self._rows_for_ids("SELECT id, text FROM units WHERE id IN ({ids})", ids))
 
     def document_units(self, doc_id: int) -> list[StoredUnit]:
-        return [StoredUnit.from_row(r) for r in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE document_id = ? ORDER BY position", (doc_id,))]
+        return [_unit(r) for r in self.query(f"SELECT {UNIT_COLUMNS} FROM units WHERE document_id = ? ORDER BY position", (doc_id,))]
 
-    def unit_ids(self, collection_id: int, column: str) -> np.ndarray:
-        """Ids of the units of a collection that have ``column`` (text_vec, image_vec) set; 'text' for all."""
-        where = "" if column == "text" else f" AND {column} IS NOT NULL"
-        rows = self._conn().execute(f"SELECT id FROM units WHERE collection_id = ?{where}", (collection_id,)).fetchall()
+    def unit_ids(self, collection_id: int, column: str | None = None, filters: UnitFilter | None = None) -> np.ndarray:
+        """Ids of a collection's units, in id order: those with ``column`` (text_vec, image_vec) set, and
+        matching ``filters``."""
+        if filters is not None and filters.matches_nothing:
+            return np.zeros(0, np.int64)
+        sql, params = "SELECT id FROM units WHERE collection_id = ?", [collection_id]
+        if column is not None:
+            sql += f" AND {column} IS NOT NULL"
+        if filters is not None and filters.types is not None:
+            sql += f" AND type IN ({','.join('?' * len(filters.types))})"
+            params += list(filters.types)
+        if filters is not None and filters.document_ids is not None:
+            sql += f" AND document_id IN ({','.join('?' * len(filters.document_ids))})"
+            params += list(filters.document_ids)
+        rows = self._conn().execute(sql + " ORDER BY id", params).fetchall()
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
     def vectors(self, ids: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -399,7 +379,7 @@ class DocStore:
         got_ids, vecs = [], []
         for row in self._rows_for_ids(f"SELECT id, {column} FROM units WHERE id IN ({{ids}}) AND {column} IS NOT NULL", ids):
             got_ids.append(row[0])
-            vecs.append(_vec(row[1]))
+            vecs.append(np.frombuffer(row[1], dtype=np.float32))
         matrix = np.vstack(vecs) if vecs else np.zeros((0, 0), np.float32)
         return np.array(got_ids, np.int64), matrix
 

@@ -35,3 +35,13 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def remove_blob(blob_dir: Path, path: str) -> None:
+    """Delete a blob file, but only inside the store's blob folder (a path in the store is never
+    trusted to point elsewhere)."""
+    try:
+        if Path(path).resolve().is_relative_to(Path(blob_dir).resolve()):
+            Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass

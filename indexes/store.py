@@ -1,4 +1,5 @@
-"""The store: the docstore plus, per collection, FAISS text and image indexes and a BM25 index.
+"""The ``local`` store backend: a SQLite docstore plus, per collection, FAISS text and image indexes
+and a BM25 index, in one data directory. It implements ``indexes.base.DocumentStore``.
 
 Consistency rules:
 - SQLite is the source of truth; a document commits in one transaction.
@@ -25,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.bm25 import BM25Index
+from indexes.base import EXACT_FILTERED_MAX, WriterBusy, exact_top
+from indexes.bm25 import BM25Index, BM25Scores
 from indexes.docstore import DocStore
-from indexes.files import atomic_write_bytes
+from indexes.files import atomic_write_bytes, remove_blob
 from indexes.lock import lock_report, write_owner
+from indexes.records import CollectionRecord, DocumentRecord, NewDocument, StagedVectors, StoredUnit, UnitFilter
 from indexes.vectors import IndexParams, VectorIndex
-from mmrag.units import search_text
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,6 @@ MODALITIES = {"text": "text_vec", "image": "image_vec"}
 def _id_diff(have: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ids an index holds that the docstore no longer has, ids the docstore has that the index lacks)."""
     return np.setdiff1d(have, want, assume_unique=True), np.setdiff1d(want, have, assume_unique=True)
-
-
-class WriterBusy(RuntimeError):
-    pass
 
 
 @dataclass
@@ -64,7 +62,9 @@ def _remove(index: VectorIndex, ids: np.ndarray) -> None:
         index.compact()
 
 
-class Store:
+class LocalStore:
+    """SQLite is the truth; FAISS and BM25 are derived, cached per collection and snapshotted."""
+
     def __init__(self, data_dir: Path, params: IndexParams | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,9 +77,10 @@ class Store:
         self._writer_fd: int | None = None
         self._writer_depth = 0
         self._thread_lock = threading.RLock()
+        self._allowed: dict[tuple, np.ndarray] = {}  # (collection, generation, filter) -> unit ids, a small cache
 
     @classmethod
-    def from_settings(cls, settings) -> Store:
+    def from_settings(cls, settings) -> LocalStore:
         return cls(settings.data_dir, IndexParams.from_settings(settings))
 
     # -- writer lock ---------------------------------------------------------------------
@@ -193,7 +194,7 @@ class Store:
                 else:
                     index.add(ids, matrix)
             changed += len(extra) + len(missing)
-        extra, missing = _id_diff(ci.bm25.ids(), self.docs.unit_ids(ci.collection_id, "text"))
+        extra, missing = _id_diff(ci.bm25.ids(), self.docs.unit_ids(ci.collection_id))
         ci.bm25.remove(extra)
         ci.bm25.add(self.docs.search_texts(missing))
         changed += len(extra) + len(missing)
@@ -201,7 +202,7 @@ class Store:
         if changed:
             log.info("collection %d: indexes caught up with the docstore (%d changes, %.2fs)", ci.collection_id, changed, time.perf_counter() - t0)
 
-    def save(self, collection_id: int) -> None:
+    def flush(self, collection_id: int) -> None:
         """Snapshot the collection's indexes; each file is replaced atomically, manifest last."""
         ci = self.indexes(collection_id)
         folder = self._dir(collection_id)
@@ -220,36 +221,34 @@ class Store:
             atomic_write_bytes(folder / "manifest.json", json.dumps(manifest, indent=1).encode())
 
     # -- writes --------------------------------------------------------------------------
-    def commit_document(self, collection_id: int, source: str, file_name: str, content_hash: str, fmt: str,
-                        pages: int | None, size_bytes: int, units: list[dict],
-                        original_path: str | None = None) -> tuple[int, list[int]]:
+    def commit_document(self, doc: NewDocument) -> tuple[int, list[int]]:
         """Store a document (replacing an older version) and update the live indexes."""
+        collection_id = doc.collection_id
         with self.writer():
             ci = self.indexes(collection_id)
-            old = self.docs.document_by_source(collection_id, source)
-            old_paths = [u.image_path for u in self.docs.document_units(old["id"])] if old else []
-            if old and old.get("original_path"):
-                old_paths.append(old["original_path"])
+            old = self.docs.document_by_source(collection_id, doc.source)
+            old_paths = [u.image_path for u in self.docs.document_units(old.id)] if old else []
+            if old and old.original_path:
+                old_paths.append(old.original_path)
             with ci.lock:
-                doc_id, new_ids, removed = self.docs.replace_document(
-                    collection_id, source, file_name, content_hash, fmt, pages, size_bytes, units, original_path)
+                doc_id, new_ids, removed = self.docs.replace_document(doc)
                 generation = self.docs.generation(collection_id)
                 if ci.generation == generation - 1:
-                    self._apply(ci, new_ids, removed, units)
+                    self._apply(ci, new_ids, removed, doc)
                     ci.generation = generation
                 else:  # someone else wrote in between: catch up by id difference
                     self._reconcile(ci, generation)
             self._collect_garbage_blobs([p for p in old_paths if p])
         return doc_id, new_ids
 
-    def _apply(self, ci: CollectionIndexes, new_ids: list[int], removed: list[int], units: list[dict]) -> None:
+    def _apply(self, ci: CollectionIndexes, new_ids: list[int], removed: list[int], doc: NewDocument) -> None:
         removed_arr = np.array(removed, np.int64)
         for index in ci.vectors.values():
             if index is not None and len(removed_arr):
                 _remove(index, removed_arr)
         ci.bm25.remove(removed)
         for name, column in MODALITIES.items():
-            pairs = [(i, u[column]) for i, u in zip(new_ids, units) if u.get(column) is not None]
+            pairs = [(i, getattr(u, column)) for i, u in zip(new_ids, doc.units) if getattr(u, column) is not None]
             if not pairs:
                 continue
             ids = np.array([p[0] for p in pairs], np.int64)
@@ -257,15 +256,16 @@ class Store:
             if ci.vectors[name] is None:
                 ci.vectors[name] = VectorIndex(matrix.shape[1], self.params)
             ci.vectors[name].add(ids, matrix)
-        ci.bm25.add((i, search_text(u["heading"], u["caption"], u["text"])) for i, u in zip(new_ids, units))
+        ci.bm25.add((i, u.unit.search_text()) for i, u in zip(new_ids, doc.units))
 
     def delete_document(self, doc_id: int) -> None:
         with self.writer():
             units = self.docs.document_units(doc_id)
-            original = (self.docs.document(doc_id) or {}).get("original_path")
+            record = self.docs.document(doc_id)
+            original = record.original_path if record else None
             collection_id, _removed = self.docs.delete_document(doc_id)
             self.indexes(collection_id)  # reconcile removes them from every index
-            self.save(collection_id)
+            self.flush(collection_id)
             self._collect_garbage_blobs([u.image_path for u in units if u.image_path] + ([original] if original else []))
 
     def delete_collection(self, collection_id: int) -> None:
@@ -286,8 +286,109 @@ class Store:
         for path in removed_paths:
             if not self.docs.query("SELECT 1 FROM units WHERE image_path = ? UNION ALL"
                                    " SELECT 1 FROM documents WHERE original_path = ? LIMIT 1", (path, path)):
-                try:
-                    if Path(path).resolve().is_relative_to(self.blob_dir.resolve()):
-                        Path(path).unlink(missing_ok=True)
-                except OSError:
-                    pass
+                remove_blob(self.blob_dir, path)
+
+    # -- the catalogue (indexes.base.Catalogue) ------------------------------------------------
+    def collection_id(self, name: str, create: bool = False) -> int | None:
+        return self.docs.collection_id(name, create)
+
+    def collection_name(self, collection_id: int) -> str | None:
+        return self.docs.collection_name(collection_id)
+
+    def collections(self) -> list[CollectionRecord]:
+        return self.docs.collections()
+
+    def bind_models(self, collection_id: int, models: dict[str, str]) -> None:
+        self.docs.bind_models(collection_id, models)
+
+    def models(self, collection_id: int) -> dict[str, str] | None:
+        return self.docs.models(collection_id)
+
+    def document(self, doc_id: int) -> DocumentRecord | None:
+        return self.docs.document(doc_id)
+
+    def document_by_source(self, collection_id: int, source: str) -> DocumentRecord | None:
+        return self.docs.document_by_source(collection_id, source)
+
+    def documents(self, collection_id: int) -> list[DocumentRecord]:
+        return self.docs.documents(collection_id)
+
+    def record_failure(self, collection_id: int, source: str, file_name: str, content_hash: str | None, error: str,
+                       size_bytes: int | None = None) -> int:
+        with self.writer():
+            return self.docs.record_failure(collection_id, source, file_name, content_hash, error, size_bytes)
+
+    def units(self, ids) -> dict[int, StoredUnit]:
+        return self.docs.units(ids)
+
+    def texts(self, ids) -> dict[int, str]:
+        return self.docs.texts(ids)
+
+    def document_units(self, doc_id: int) -> list[StoredUnit]:
+        return self.docs.document_units(doc_id)
+
+    def unit_ids(self, collection_id: int, filters: UnitFilter | None = None) -> np.ndarray:
+        return self.docs.unit_ids(collection_id, None, filters)
+
+    def stage_vectors(self, rows: list[StagedVectors]) -> None:
+        self.docs.stage_vectors(rows)
+
+    def clear_staged(self, collection_id: int) -> None:
+        self.docs.clear_staged(collection_id)
+
+    def swap_staged(self, collection_id: int, models: dict[str, str]) -> int:
+        with self.writer():
+            n = self.docs.swap_staged(collection_id, models)
+            self.indexes(collection_id)  # the model record moved: vectors rebuild from SQLite
+            self.flush(collection_id)
+        return n
+
+    def ping(self) -> None:
+        self.docs.query("SELECT 1")  # WAL: a read never waits for a writer
+
+    def close(self) -> None:
+        self.docs.close()
+
+    # -- searching (indexes.base.KeywordIndex, VectorIndexes) ----------------------------------
+    def _allowed_ids(self, collection_id: int, filters: UnitFilter | None) -> np.ndarray | None:
+        """The units a filter admits, sorted; cached per collection generation (a filter repeats across
+        a query's channels, and across the queries of one client)."""
+        if filters is None:
+            return None
+        key = (collection_id, self.docs.generation(collection_id), filters)
+        got = self._allowed.get(key)
+        if got is None:
+            got = self.docs.unit_ids(collection_id, None, filters)
+            if len(self._allowed) > 64:
+                self._allowed.clear()
+            self._allowed[key] = got
+        return got
+
+    def keyword_scores(self, collection_id: int, query: str, filters: UnitFilter | None = None) -> BM25Scores:
+        scores = self.indexes(collection_id).bm25.score_all(query)
+        return scores.restricted(self._allowed_ids(collection_id, filters))
+
+    def vector_count(self, collection_id: int, modality: str) -> int:
+        index = self.indexes(collection_id).vectors[modality]
+        return 0 if index is None else len(index)
+
+    def vector_search(self, collection_id: int, modality: str, query: np.ndarray, k: int,
+                      filters: UnitFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        index = self.indexes(collection_id).vectors[modality]
+        allowed = self._allowed_ids(collection_id, filters)
+        if index is None or len(index) == 0 or (allowed is not None and len(allowed) == 0):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        query = np.asarray(query, np.float32).reshape(-1)
+        if allowed is not None and len(allowed) <= EXACT_FILTERED_MAX:
+            # a narrow filter: exact scores over its units beat a graph walk that must skip most nodes
+            return exact_top(*self.vectors(allowed, modality), query, k)
+        scores, ids = index.search(query[None, :], k, allowed)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def vectors(self, ids, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.docs.vectors(np.asarray(ids, np.int64), MODALITIES[modality])
+
+    def sentence_vectors(self, ids) -> dict[int, np.ndarray]:
+        return self.docs.sentence_vectors(np.asarray(ids, np.int64))
+

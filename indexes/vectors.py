@@ -149,26 +149,44 @@ class VectorIndex:
         with self._lock:
             self._index, self._deleted, self._selector = rebuilt, np.zeros(0, np.int64), None
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (n_queries, k); missing hits have id -1."""
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n_queries, k); missing hits have id -1. ``allowed``: only these ids
+        (a filter, applied inside the search by an id selector, so no over-fetching)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         with self._lock:
-            if len(self) == 0:
+            if len(self) == 0 or (allowed is not None and len(allowed) == 0):
                 n = len(queries)
                 return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
             k = min(k, len(self))
             kind = self.kind
-            if kind == "ivf":
-                self._ivf().nprobe = self.params.nprobe
-            if kind != "hnsw":
-                return self._index.search(queries, k)
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(self.params.ef_search, k)
-            if len(self._deleted):
+            keep: list = []  # selectors must outlive the search
+            sel = None
+            if allowed is not None:
+                allowed = np.ascontiguousarray(allowed, np.int64)
+                sel = faiss.IDSelectorBatch(len(allowed), faiss.swig_ptr(allowed))
+                keep += [sel, allowed]
+            if kind == "hnsw" and len(self._deleted):
                 if self._selector is None:
                     batch = faiss.IDSelectorBatch(len(self._deleted), faiss.swig_ptr(self._deleted))
                     self._selector = (faiss.IDSelectorNot(batch), batch)  # keep both alive
-                params.sel = self._selector[0]
+                sel = self._selector[0] if sel is None else faiss.IDSelectorAnd(sel, self._selector[0])
+                keep.append(sel)
+            if kind == "ivf":
+                self._ivf().nprobe = self.params.nprobe
+                if sel is None:
+                    return self._index.search(queries, k)
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.params.nprobe)
+            elif kind == "hnsw":
+                params = faiss.SearchParametersHNSW()
+                # a filter hides part of the graph: widen the beam by the share it hides (capped)
+                share = 1.0 if allowed is None else max(len(allowed) / max(len(self), 1), 1e-3)
+                params.efSearch = int(min(max(self.params.ef_search, k) / share, max(4096, k)))
+                if sel is not None:
+                    params.sel = sel
+            else:
+                if sel is None:
+                    return self._index.search(queries, k)
+                params = faiss.SearchParameters(sel=sel)
             return self._index.search(queries, k, params=params)
 
     def _live_contents(self) -> tuple[np.ndarray, np.ndarray]:

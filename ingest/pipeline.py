@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.store import Store
+from indexes.base import DocumentStore
+from indexes.records import NewDocument, NewUnit
 from ingest.assets import AssetFolder
 from ingest.chunking import maxsim_texts
 from ingest.limits import image_fits
@@ -118,7 +119,7 @@ class Ingestor:
     files (all skipped) costs no model loading. Parsing runs in worker processes under a time and
     memory budget (``ingest.workers``) unless ``parse_workers`` is 0 (inline, no budget: tests)."""
 
-    def __init__(self, store: Store, settings: Settings, text: TextEmbedder | None = None,
+    def __init__(self, store: DocumentStore, settings: Settings, text: TextEmbedder | None = None,
                  image: ImageEmbedder | None | bool = True) -> None:
         self.store, self.settings = store, settings
         self._text = text
@@ -154,8 +155,8 @@ class Ingestor:
         return {"text": text, "image": image}
 
     def _collection(self, name: str) -> int:
-        cid = self.store.docs.collection_id(name, create=True)
-        self.store.docs.bind_models(cid, self.model_ids())
+        cid = self.store.collection_id(name, create=True)
+        self.store.bind_models(cid, self.model_ids())
         return cid
 
     def pool(self) -> ParsePool | None:
@@ -177,7 +178,7 @@ class Ingestor:
                      replace: bool = True) -> FileResult:
         """One uploaded document, through the same path as a batch (staged as a file, no references)."""
         name = display_name(file_name)
-        staging = self.store.data_dir / "uploads"
+        staging = self.settings.data_dir / "uploads"
         staging.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=staging, prefix="one-") as tmp:
             path = Path(tmp) / "document"
@@ -199,7 +200,7 @@ class Ingestor:
         included, and one that leads outside the roots fails without being read."""
         items, refused = [], []
         roots = [Path(r).resolve() for r in roots] if roots else None
-        allowed, denied = tuple(roots or ()), (self.store.data_dir.resolve(),)
+        allowed, denied = tuple(roots or ()), (self.settings.data_dir.resolve(),)
         for f in iter_files(paths):
             if self._is_own_file(f):
                 continue
@@ -261,7 +262,7 @@ class Ingestor:
             # Snapshots only shorten the catch-up after a crash (SQLite already holds every commit),
             # and each rewrites whole index files: keep them few on big collections.
             if since_save >= self.settings.commit_every and time.monotonic() - last_save[0] >= self.settings.snapshot_interval_s:
-                self.store.save(cid)
+                self.store.flush(cid)
                 since_save = 0
                 last_save[0] = time.monotonic()
 
@@ -278,7 +279,7 @@ class Ingestor:
             if error is not None:
                 if error != "cancelled":
                     with self.store.writer():
-                        doc_id = self.store.docs.record_failure(cid, item.source, item.name, digest, error, size)
+                        doc_id = self.store.record_failure(cid, item.source, item.name, digest, error, size)
                 else:
                     doc_id = None
                 finish(FileResult(item.source, "failed", error, doc_id, seconds=secs))
@@ -312,7 +313,7 @@ class Ingestor:
                 while pending:
                     drain_one()
                 flush_ready()
-                self.store.save(cid)
+                self.store.flush(cid)
         finally:
             for _item, _d, _s, fut in pending:
                 if fut is not None:
@@ -323,7 +324,7 @@ class Ingestor:
 
     def _is_own_file(self, path: Path) -> bool:
         """Our docstore, indexes, images and models, met when the data dir sits inside an ingested folder."""
-        data = self.store.data_dir.resolve()
+        data = self.settings.data_dir.resolve()
         p = path.resolve()
         if p.parent == data:
             return p.name.startswith(("mmrag.sqlite", "writer.lock"))
@@ -339,18 +340,18 @@ class Ingestor:
             if size > self.settings.max_file_mb * 2**20:
                 reason = f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit (MMRAG_MAX_FILE_MB)"
                 with self.store.writer():
-                    doc_id = self.store.docs.record_failure(cid, item.source, item.name, None, reason, size)
+                    doc_id = self.store.record_failure(cid, item.source, item.name, None, reason, size)
                 return FileResult(item.source, "failed", reason, doc_id)
             digest = content_hash(path.read_bytes())
         except OSError as exc:
             return FileResult(item.source, "failed", f"cannot read file ({exc.strerror or exc})")
-        existing = self.store.docs.document_by_source(cid, item.source)
-        if existing and existing["status"] == "done" and existing["content_hash"] == digest and not item.reparse:
-            return FileResult(item.source, "skipped", "unchanged", existing["id"], existing["n_units"], existing["format"])
-        if existing and existing["status"] == "done" and not item.replace:
+        existing = self.store.document_by_source(cid, item.source)
+        if existing and existing.status == "done" and existing.content_hash == digest and not item.reparse:
+            return FileResult(item.source, "skipped", "unchanged", existing.id, existing.n_units, existing.format)
+        if existing and existing.status == "done" and not item.replace:
             # never silent: another file under this name is stored; the caller must ask to replace it
             return FileResult(item.source, "failed", f"a different document named {item.name!r} is already stored "
-                              f"(id {existing['id']}): upload with replace=true to replace it", existing["id"],
+                              f"(id {existing.id}): upload with replace=true to replace it", existing.id,
                               conflict=True)
         return digest, size
 
@@ -363,16 +364,11 @@ class Ingestor:
         image_vecs = self._image_vectors(all_units)
         results, offset = [], 0
         for cid, source, name, digest, size, parsed in docs:
-            rows = []
-            for k, unit in enumerate(parsed.units):
-                row = unit.to_dict()
-                row["text_vec"] = text_vecs[offset + k]
-                row["image_vec"] = image_vecs[offset + k]
-                row["sentence_vecs"] = sentence_vecs[offset + k]
-                rows.append(row)
+            rows = [NewUnit(unit, text_vecs[offset + k], image_vecs[offset + k], sentence_vecs[offset + k])
+                    for k, unit in enumerate(parsed.units)]
             offset += len(parsed.units)
-            doc_id, _ids = self.store.commit_document(cid, source, name, digest, parsed.format, parsed.pages, size, rows,
-                                                      parsed.original_path)
+            doc_id, _ids = self.store.commit_document(NewDocument(cid, source, name, digest, parsed.format, parsed.pages, size,
+                                                                  rows, parsed.original_path))
             results.append(FileResult(source, "ok", None, doc_id, len(rows), parsed.format))
         return results
 

@@ -15,6 +15,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MMRAG_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("./data")
+    store: Literal["local", "postgres"] = Field(
+        "local", description="where collections live: local (SQLite + FAISS + BM25 files in the data dir, one server) | "
+                             "postgres (one database shared by several servers; MMRAG_POSTGRES_URL)")
+    postgres_url: str | None = Field(None, description="postgresql://user:password@host:port/db for MMRAG_STORE=postgres")
     cache_dir: Path | None = Field(None, description="models assembled from packaged weights, shared by every data dir "
                                                      "(default: $XDG_CACHE_HOME/mmrag or ~/.cache/mmrag)")
 

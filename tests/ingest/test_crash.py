@@ -63,17 +63,17 @@ def check_store(data: Path) -> int:
             with np.load(f) as z:
                 assert len(z["ptr"]) == len(z["ids"]) + 1
     # and once loaded, the indexes agree with the docstore exactly
-    from indexes.store import Store
+    from indexes.store import LocalStore
 
-    store = Store(data)
+    store = LocalStore(data)
     total = 0
-    for c in store.docs.collections():
-        ci = store.indexes(c["id"])
-        text_ids = set(store.docs.unit_ids(c["id"], "text_vec").tolist())
-        all_ids = set(store.docs.unit_ids(c["id"], "text").tolist())
+    for c in store.collections():
+        ci = store.indexes(c.id)
+        text_ids = set(store.docs.unit_ids(c.id, "text_vec").tolist())
+        all_ids = set(store.unit_ids(c.id).tolist())
         assert set(ci.bm25.ids().tolist()) == all_ids
         assert (set(ci.vectors["text"].ids().tolist()) if ci.vectors["text"] else set()) == text_ids
-        total += c["documents"]
+        total += c.documents
     store.docs.close()
     return total
 
@@ -159,17 +159,18 @@ def test_a_killed_ingest_leaves_no_orphan_worker_and_no_stuck_lock(tmp_path):
 
 
 def test_a_busy_lock_names_its_holder(tmp_path):
-    from indexes.store import Store, WriterBusy
+    from indexes.base import WriterBusy
+    from indexes.store import LocalStore
 
     data = tmp_path / "data"
-    Store(data)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from indexes.store import Store; s = Store(sys.argv[1]);\n"
+    LocalStore(data)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from indexes.store import LocalStore; s = LocalStore(sys.argv[1]);\n"
                                "with s.writer():\n    print('held', flush=True); time.sleep(60)", str(data)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(WriterBusy, match=f"pid {holder.pid} .*running"):
-            with Store(data).writer(wait_s=0.3):
+            with LocalStore(data).writer(wait_s=0.3):
                 pass
         # `mmrag unlock` reports it and leaves a live writer alone
         out = subprocess.run([sys.executable, "-m", "mmrag", "unlock", "--data-dir", str(data)], capture_output=True, text=True)
@@ -178,5 +179,5 @@ def test_a_busy_lock_names_its_holder(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    with Store(data).writer(wait_s=1):  # released by the kernel when its holder died
+    with LocalStore(data).writer(wait_s=1):  # released by the kernel when its holder died
         pass

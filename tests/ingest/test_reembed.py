@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexes.records import StagedVectors
+
 IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
 TEXTS = {
     "lighthouse.txt": "The harbour lighthouse was built in 1872 from granite. Its lamp is lit every evening.",
@@ -23,25 +25,25 @@ def old_collection(store, settings, tmp_path, minilm_embedder, image_embedder):
         (folder / name).write_text(text)
     shutil.copy(IMAGES / "drums.png", folder / "IMG_0001.png")
     Ingestor(store, settings, minilm_embedder, image_embedder).ingest_paths([folder], "notes", progress=False)
-    return store.docs.collection_id("notes")
+    return store.collection_id("notes")
 
 
 def test_reembed_swaps_every_vector_and_the_model_record(store, settings, old_collection, text_embedder, minilm_embedder,
                                                          image_embedder):
     from app.retrieval import Filters, HybridRetriever
-    from indexes.store import Store
+    from indexes.store import LocalStore
     from ingest.pipeline import Ingestor
     from ingest.reembed import reembed
     from mmrag.errors import ModelMismatch
 
     cid = old_collection
-    reader = Store(store.data_dir)  # a running server's view, loaded before the change
+    reader = LocalStore(store.data_dir)  # a running server's view, loaded before the change
     assert reader.indexes(cid).vectors["text"] is not None
     result = reembed(Ingestor(store, settings, text_embedder, image_embedder), "notes", progress=False)
-    assert result["units"] == 3 and store.docs.models(cid)["text"] == "packaged:multilingual-e5-small"
+    assert result["units"] == 3 and store.models(cid)["text"] == "packaged:multilingual-e5-small"
 
     ids, matrix = store.docs.vectors(store.docs.unit_ids(cid, "text_vec"), "text_vec")
-    units = store.docs.units(list(map(int, ids)))
+    units = store.units(list(map(int, ids)))
     expected = text_embedder.embed([units[int(i)].search_text() for i in ids], kind="passage")
     np.testing.assert_allclose(matrix, expected, atol=1e-5)
     sentences = store.docs.sentence_vectors(ids)
@@ -66,11 +68,11 @@ def test_an_incomplete_staging_changes_nothing(store, old_collection, minilm_emb
     cid = old_collection
     ids = store.docs.unit_ids(cid, "text_vec")
     before = store.docs.vectors(ids, "text_vec")[1].copy()
-    store.docs.stage_vectors([(int(ids[0]), np.ones(384, np.float32) / np.sqrt(384), None, None)])
+    store.stage_vectors([StagedVectors(int(ids[0]), np.ones(384, np.float32) / np.sqrt(384), None, None)])
     with pytest.raises(RuntimeError, match="staged 1 of 3"):
         store.docs.swap_staged(cid, {"text": "other", "image": "none"})
     np.testing.assert_array_equal(store.docs.vectors(ids, "text_vec")[1], before)
-    assert store.docs.models(cid)["text"] == "packaged:all-MiniLM-L6-v2"
+    assert store.models(cid)["text"] == "packaged:all-MiniLM-L6-v2"
 
 
 def test_vectors_of_an_unchanged_model_are_kept_not_recomputed(store, settings, tmp_path, text_embedder, image_embedder):
@@ -87,7 +89,7 @@ def test_vectors_of_an_unchanged_model_are_kept_not_recomputed(store, settings, 
     shutil.copy(IMAGES / "drums.png", folder / "IMG_0001.png")
     ingestor = Ingestor(store, settings, text_embedder, image_embedder)
     ingestor.ingest_paths([folder], "notes", progress=False)
-    cid = store.docs.collection_id("notes")
+    cid = store.collection_id("notes")
     text_id = int(store.docs.unit_ids(cid, "text_vec")[0])
     marker = np.zeros(text_embedder.dim, np.float32)
     marker[0] = 1.0
@@ -101,7 +103,7 @@ def test_vectors_of_an_unchanged_model_are_kept_not_recomputed(store, settings, 
                      (json.dumps({"text": text_embedder.name, "image": "an-older-bridge.pt"}), cid))
 
     result = reembed(ingestor, "notes", progress=False)
-    assert result["kept"] == ["text"] and store.docs.models(cid)["image"] == image_embedder.name
+    assert result["kept"] == ["text"] and store.models(cid)["image"] == image_embedder.name
     np.testing.assert_array_equal(store.docs.vectors(np.array([text_id]), "text_vec")[1][0], marker)
     np.testing.assert_array_equal(store.docs.sentence_vectors(np.array([text_id]))[text_id], sentences_before)
     image = store.docs.vectors(np.array([image_id]), "image_vec")[1][0]

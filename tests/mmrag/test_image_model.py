@@ -103,8 +103,8 @@ def test_caption_less_images_with_neutral_names_are_found_by_text(ingestor, tmp_
     retriever = HybridRetriever(ingestor.store, settings, text_embedder, image_embedder)
     for k, caption in enumerate(CAPTIONS.values()):
         hits = retriever.retrieve(caption, "photos", 3, Filters(types=["image"])).hits
-        doc = ingestor.store.docs.document(hits[0].unit.document_id)
-        assert doc["file_name"] == f"IMG_{k:04d}.png", caption
+        doc = ingestor.store.document(hits[0].unit.document_id)
+        assert doc.file_name == f"IMG_{k:04d}.png", caption
 
 
 def test_memory_size_comes_from_the_header_alone():

@@ -13,6 +13,7 @@ from app.api.deps import PrincipalDep, ServicesDep, allow
 from app.api.routes import metrics
 from app.api.routes.uploads import stage
 from app.pages import NoPageImage
+from indexes.records import DocumentRecord
 
 router = APIRouter(tags=["documents"])
 CollectionName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/\\]+$")]
@@ -57,10 +58,10 @@ async def upload(name: CollectionName, request: Request, services: ServicesDep, 
     return JSONResponse(body, status_code=201)
 
 
-def document_for(services, principal, doc_id: int, action: str = "read") -> dict:
+def document_for(services, principal, doc_id: int, action: str = "read") -> DocumentRecord:
     """The document, if this key may ``action`` its collection; 404 otherwise (its existence is not told)."""
-    doc = services.store.docs.document(doc_id)
-    collection = services.store.docs.collection_name(doc["collection_id"]) if doc else None
+    doc = services.store.document(doc_id)
+    collection = services.store.collection_name(doc.collection_id) if doc else None
     if doc is None or collection is None or not principal.can(action, collection):
         if doc is not None and collection is not None and principal.can("read", collection):
             allow(principal, action, collection)  # it may see the document: say what it lacks
@@ -73,10 +74,10 @@ def get_document(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) 
     return public(document_for(services, principal, doc_id))
 
 
-def public(doc: dict) -> dict:
+def public(doc: DocumentRecord) -> dict:
     """A document row as clients see it: server paths stay on the server."""
-    out = {k: v for k, v in doc.items() if k != "original_path"}
-    out["pages_viewable"] = bool(doc.get("original_path")) or doc.get("format") == "image"
+    out = {k: v for k, v in doc.to_dict().items() if k != "original_path"}
+    out["pages_viewable"] = bool(doc.original_path) or doc.format == "image"
     return out
 
 
@@ -84,7 +85,7 @@ def public(doc: dict) -> dict:
 def get_units(doc_id: DocId, services: ServicesDep, principal: PrincipalDep) -> dict:
     doc = document_for(services, principal, doc_id)
     units = []
-    for u in services.store.docs.document_units(doc_id):
+    for u in services.store.document_units(doc_id):
         d = {k: v for k, v in u.__dict__.items() if k != "image_path"}  # server paths stay on the server
         d["image_url"] = f"/units/{u.id}/image" if u.image_path else None
         d.update(region_urls(u, doc))
@@ -104,7 +105,7 @@ def delete_document(doc_id: DocId, services: ServicesDep, principal: PrincipalDe
 
 @router.get("/units/{unit_id}/image")
 def unit_image(unit_id: DocId, services: ServicesDep, principal: PrincipalDep):
-    unit = services.store.docs.units([unit_id]).get(unit_id)
+    unit = services.store.units([unit_id]).get(unit_id)
     if unit is None or not unit.image_path:
         raise HTTPException(404, f"unit {unit_id} has no image")
     document_for(services, principal, unit.document_id)
@@ -126,7 +127,7 @@ def page_image(doc_id: DocId, page: Annotated[int, Path(ge=1, le=100_000)], serv
     doc = document_for(services, principal, doc_id)
     box = None
     if highlight is not None:
-        unit = services.store.docs.units([highlight]).get(highlight)
+        unit = services.store.units([highlight]).get(highlight)
         if unit is None or unit.document_id != doc_id:
             raise HTTPException(404, f"document {doc_id} has no unit {highlight}")
         if unit.page != page:
@@ -144,7 +145,7 @@ def page_image(doc_id: DocId, page: Annotated[int, Path(ge=1, le=100_000)], serv
 def unit_crop(unit_id: DocId, services: ServicesDep, principal: PrincipalDep,
               dpi: int | None = Query(None, ge=36, le=300, description="resolution of a region cut from its page (default 150)")):
     """The unit's region of its page as PNG: a figure as it was cropped, a table or passage cut from the page."""
-    unit = services.store.docs.units([unit_id]).get(unit_id)
+    unit = services.store.units([unit_id]).get(unit_id)
     if unit is None:
         raise HTTPException(404, f"no unit {unit_id}")
     doc = document_for(services, principal, unit.document_id)

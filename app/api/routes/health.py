@@ -16,9 +16,9 @@ async def readyz(request: Request):
     that ingestion or queries may all be holding."""
     services = request.app.state.services
     try:
-        services.store.docs.query("SELECT 1")  # WAL: a read never waits for a writer
+        services.store.ping()
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "reason": f"docstore: {exc}"}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": f"store: {exc}"}, status_code=503)
     if not request.app.state.ready:
         return JSONResponse({"status": "starting", "reason": "loading models"}, status_code=503)
     return {"status": "ready"}

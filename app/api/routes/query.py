@@ -52,7 +52,7 @@ async def query(req: QueryRequest, request: Request, services: ServicesDep, prin
     allow(principal, "read", req.collection)
     filters = Filters(req.filters.types, req.filters.document_ids) if req.filters else None
     pipeline = services.pipeline
-    if services.store.docs.collection_id(req.collection) is None:
+    if services.store.collection_id(req.collection) is None:
         raise HTTPException(404, f"no collection named {req.collection!r}")
     if stream or req.stream:
         return StreamingResponse(_sse(pipeline, req, filters), media_type="text/event-stream")
