@@ -387,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(sp)
     sp.set_defaults(func=cmd_llm)
 
+    from app.cli_store import add_parser as add_store_parser
+
+    add_store_parser(sub, data_dir)
+
     from eval.cli import add_arguments, run
 
     sp = sub.add_parser("eval", help="score retrieval (recall, MRR, nDCG) and answers (BLEU, METEOR) on a dataset; writes a report")
