@@ -84,9 +84,16 @@ def cmd_reembed(args) -> int:
 def cmd_ingest(args) -> int:
     settings = _settings(args)
     ingestor = _ingestor(settings)
+    progress = not args.no_progress and sys.stderr.isatty() or args.progress
     try:
-        summary = ingestor.ingest_paths(args.paths, args.collection, progress=not args.no_progress and sys.stderr.isatty() or args.progress,
-                                        reparse=args.reparse)
+        if args.executor == "ray":
+            from ingest.ray_executor import RayExecutor
+
+            items, refused = ingestor.items_for_paths(args.paths, reparse=args.reparse)
+            executor = RayExecutor(settings, args.ray_address, args.ray_workers, args.ray_cpus_per_worker)
+            summary = executor.run(ingestor, items, args.collection, progress, refused)
+        else:
+            summary = ingestor.ingest_paths(args.paths, args.collection, progress=progress, reparse=args.reparse)
     finally:
         ingestor.close()
     if args.json:
@@ -326,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-progress", action="store_true")
     sp.add_argument("--reparse", action="store_true", help="parse unchanged files again (after an upgrade improved the parsers); "
                     "each is replaced in one transaction, so queries never see it half-written")
+    sp.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local: this process, with parse workers (default); ray: a pool of Ray actors, on this machine or "
+                    "on the cluster at --ray-address, each parsing, embedding and committing whole documents")
+    sp.add_argument("--ray-address", help="a running Ray cluster (e.g. 10.0.0.5:6379, or 'auto'); default: start Ray here")
+    sp.add_argument("--ray-workers", type=int, help="actors in the pool (default: the cluster's CPUs / --ray-cpus-per-worker)")
+    sp.add_argument("--ray-cpus-per-worker", type=float, default=1.0, help="CPUs each actor reserves (and its torch threads)")
     sp.set_defaults(func=cmd_ingest)
 
     sp = sub.add_parser("reembed", help="re-embed a collection with the models configured now (after changing "

@@ -198,6 +198,12 @@ class Ingestor:
 
         With ``roots`` (a server job under MMRAG_INGEST_ROOTS), every file found is resolved, links
         included, and one that leads outside the roots fails without being read."""
+        items, refused = self.items_for_paths(paths, roots, reparse)
+        return self.ingest_items(items, collection, progress, on_result, cancelled, refused)
+
+    def items_for_paths(self, paths: Iterable[str | Path], roots: list[Path] | None = None,
+                        reparse: bool = False) -> tuple[list[Item], list[FileResult]]:
+        """The documents under ``paths`` (files and folders), and those refused before reading."""
         items, refused = [], []
         roots = [Path(r).resolve() for r in roots] if roots else None
         allowed, denied = tuple(roots or ()), (self.settings.data_dir.resolve(),)
@@ -210,7 +216,7 @@ class Ingestor:
                     refused.append(FileResult(str(f), "failed", "outside MMRAG_INGEST_ROOTS (a link that leads elsewhere): not read"))
                     continue
             items.append(Item(f, str(f), display_name(f.name), AssetFolder(f.resolve().parent, allowed, denied), reparse=reparse))
-        return self.ingest_items(items, collection, progress, on_result, cancelled, refused)
+        return items, refused
 
     def ingest_items(self, items: list[Item], collection: str, progress: bool = True,
                      on_result: Callable[[FileResult, int], None] | None = None,
@@ -321,6 +327,22 @@ class Ingestor:
             bar.close()
         summary.seconds = time.perf_counter() - t0
         return summary
+
+    def ingest_one(self, cid: int, item: Item, digest: str, size: int) -> FileResult:
+        """Parse (inline), embed and commit one prechecked document: what a Ray worker runs per
+        document. Bad input fails its own document with the reason, as in a local batch."""
+        parsed, error, secs = parse_file(str(item.path), item.name, self.settings, str(self.store.blob_dir), item.assets)
+        if error is None and len(parsed.units) > self.settings.max_units:
+            error = (f"{len(parsed.units)} units, over the {self.settings.max_units} unit limit of one document "
+                     "(MMRAG_MAX_UNITS): split the file")
+        # no writer session around this: the store takes its lock per commit, so workers embed in parallel
+        if error is not None:
+            doc_id = self.store.record_failure(cid, item.source, item.name, digest, error, size)
+            return FileResult(item.source, "failed", error, doc_id, seconds=secs)
+        t0 = time.perf_counter()
+        result = self._embed_and_commit([(cid, item.source, item.name, digest, size, parsed)])[0]
+        result.seconds = secs + time.perf_counter() - t0
+        return result
 
     def _is_own_file(self, path: Path) -> bool:
         """Our docstore, indexes, images and models, met when the data dir sits inside an ingested folder."""
