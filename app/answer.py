@@ -47,8 +47,9 @@ class QueryPipeline:
     def __init__(self, retriever: HybridRetriever, generator: Generator) -> None:
         self.retriever, self.generator = retriever, generator
 
-    def retrieve(self, query: str, collection: str, top_k: int, filters: Filters | None) -> tuple[list[Hit], list[Source], list[dict], dict]:
-        result = self.retriever.retrieve(query, collection, top_k, filters)
+    def retrieve(self, query: str, collection: str, top_k: int, filters: Filters | None,
+                 rerank: bool = True) -> tuple[list[Hit], list[Source], list[dict], dict]:
+        result = self.retriever.retrieve(query, collection, top_k, filters, cross_encoder=rerank)
         docs = {}
         citations, sources = [], []
         for n, hit in enumerate(result.hits, start=1):
@@ -72,8 +73,8 @@ class QueryPipeline:
         return result.hits, sources, citations, result.timings
 
     def run(self, query: str, collection: str, top_k: int = 5, filters: Filters | None = None, generate: bool = True,
-            cancelled=None) -> QueryResult:
-        _, sources, citations, timings = self.retrieve(query, collection, top_k, filters)
+            cancelled=None, rerank: bool = True) -> QueryResult:
+        _, sources, citations, timings = self.retrieve(query, collection, top_k, filters, rerank)
         answer = None
         if generate:
             t0 = time.perf_counter()

@@ -61,10 +61,9 @@ def cmd_parse(args) -> int:
 
 
 def _ingestor(settings):
-    from indexes.factory import open_store
-    from ingest.pipeline import Ingestor
+    from app.services import Services
 
-    return Ingestor(open_store(settings), settings)
+    return Services(settings).batch_ingestor()
 
 
 def cmd_reembed(args) -> int:

@@ -9,6 +9,8 @@ the same path and, unless told otherwise, reads whole passages.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import time
@@ -20,26 +22,38 @@ from app.retrieval import Hit, zscore
 from indexes.tokenize import has_cjk
 from mmrag import reranker as packaged
 
+log = logging.getLogger(__name__)
+
 
 class CrossEncoderReranker:
     def __init__(self, model: str, top_n: int = 10, weight: float = 0.43, inputs: str = "auto", sentences_per_unit: int = 2,
-                 max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32) -> None:
+                 max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32,
+                 runtime: str = "onnx", int8: bool = False, threads: int = 1) -> None:
         path = packaged.resolve(model, Path(cache_dir))
         if Path(path).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model must never trigger a hub lookup
-        import torch
-        from sentence_transformers import CrossEncoder
-
         self.name = model
         if max_length is None and model == packaged.BUILTIN:
             max_length = packaged.delta_meta()["max_length"]  # as trained; other models keep their own
-        # raw scores: they are z-scored against the fused ones, and a sigmoid would squash the top end
-        self.model = CrossEncoder(path, device="cpu", max_length=max_length, activation_fn=torch.nn.Identity())
+        self.model = None
+        if runtime == "onnx":
+            try:
+                self.model = packaged.OnnxCrossEncoder(path, Path(cache_dir), max_length, threads, int8)
+            except ImportError as exc:  # no onnx package: torch serves it, slower
+                log.warning("cross-encoder served by torch: ONNX export unavailable (%s)", exc)
+        if self.model is None:
+            import torch
+            from sentence_transformers import CrossEncoder
+
+            # raw scores: they are z-scored against the fused ones, and a sigmoid would squash the top end
+            self.model = CrossEncoder(path, device="cpu", max_length=max_length, activation_fn=torch.nn.Identity())
         self.inputs = inputs if inputs != "auto" else ("sentences" if model == packaged.BUILTIN else "passage")
         # MiniLM's vocabulary is English: on Chinese its scores are noise, and the fused order stands
         self.english_only = model == packaged.BUILTIN
         self.top_n, self.weight, self.per_unit, self.batch_size = top_n, weight, sentences_per_unit, batch_size
-        self._lock = threading.Lock()  # torch from many request threads: one at a time is faster on 2 cores
+        # torch from many request threads: one at a time is faster on 2 cores; ONNX Runtime sessions run
+        # concurrently (each with its own threads), so requests share the cores instead of queueing
+        self._lock = threading.Lock() if not isinstance(self.model, packaged.OnnxCrossEncoder) else contextlib.nullcontext()
 
     def _pairs(self, query: str, head: list[Hit]) -> tuple[list[tuple[str, str]], list[int]]:
         pairs, owner = [], []

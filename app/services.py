@@ -39,7 +39,8 @@ class Services:
 
         s = self.settings
         return CrossEncoderReranker(s.cross_encoder, s.cross_encoder_top_n, s.cross_encoder_weight, s.cross_encoder_inputs,
-                                    s.cross_encoder_sentences, cache_dir=s.model_cache)
+                                    s.cross_encoder_sentences, cache_dir=s.model_cache, runtime=s.cross_encoder_runtime,
+                                    int8=s.cross_encoder_int8, threads=s.cross_encoder_threads)
 
     @cached_property
     def pages(self):
@@ -58,6 +59,11 @@ class Services:
         # taking the server down exist only in workers
         settings = self.settings if self.settings.parse_workers > 0 else self.settings.model_copy(update={"parse_workers": 1})
         return Ingestor(self.store, settings, None, self.image)
+
+    def batch_ingestor(self) -> Ingestor:
+        """For `mmrag ingest` and `mmrag reembed`: its models load on first use (a batch of unchanged
+        files loads none) and parse workers follow MMRAG_PARSE_WORKERS."""
+        return Ingestor(self.store, self.settings)
 
     def close(self) -> None:
         """Stop the parse workers (they would die with the process anyway)."""

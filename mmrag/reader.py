@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from mmrag import onnx_models
 
 log = logging.getLogger(__name__)
 
@@ -67,55 +65,12 @@ def built(name: str, cache_dir: Path, int8: bool = False) -> Path | None:
     return path if path.exists() else None
 
 
-def quantized(folder: Path) -> Path:
-    """The int8 model beside the fp32 one, built once: ONNX Runtime's dynamic quantisation with a
-    scale per output channel (about 2x faster; bench.reader_runtime measured its cost in EM/F1)."""
-    path = folder / "model-int8.onnx"
-    if path.exists():
-        return path
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = folder / f".model-int8-{os.getpid()}.onnx"
-    try:
-        quantize_dynamic(str(folder / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def export(name: str, cache_dir: Path) -> Path:
-    """The model as ONNX plus its tokenizer, built once (atomically: a half-written folder is never used)."""
-    folder = _folder(name, cache_dir)
-    if (folder / "model.onnx").exists():
-        return folder
-    import torch
-    from transformers import AutoTokenizer
-
+    """The model as ONNX plus its tokenizer, built once."""
     from mmrag import reranker
 
-    log.info("building the reader %s in %s (once)", name, folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
-    try:
-        model = build_model(name)
-        tok = AutoTokenizer.from_pretrained(str(reranker.base_model_path()) if name == BUILTIN else name)
-        tok.save_pretrained(tmp)
-        enc = tok(["a question"], ["a passage to read"], return_tensors="pt")
-        names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        axes = {k: {0: "batch", 1: "tokens"} for k in names}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on HF's attention code, not actionable here
-            torch.onnx.export(model, tuple(enc[k] for k in names), str(tmp / "model.onnx"), input_names=names,
-                              output_names=["start_logits", "end_logits"], dynamic_axes=axes, opset_version=17,
-                              dynamo=False)
-        tmp.rename(folder)
-    except OSError:
-        if not (folder / "model.onnx").exists():  # another process did not finish it first
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return onnx_models.export(_folder(name, cache_dir), lambda: build_model(name),
+                              str(reranker.base_model_path()) if name == BUILTIN else name, ["start_logits", "end_logits"])
 
 
 class SpanReader:
@@ -138,20 +93,13 @@ class SpanReader:
             self._torch = build_model(name)
             self._session = None
             return
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         self.tok = AutoTokenizer.from_pretrained(str(folder))
-        model = quantized(folder) if int8 else folder / "model.onnx"
-        self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._session = onnx_models.session(folder, int8, threads)
         self._torch = None
 
     def _logits(self, enc: dict) -> tuple[np.ndarray, np.ndarray]:
         if self._session is not None:
-            feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in self._inputs}
-            start, end = self._session.run(["start_logits", "end_logits"], feed)
+            start, end = self._session.run(["start_logits", "end_logits"], onnx_models.feed(self._session, enc))
             return start, end
         import torch
 

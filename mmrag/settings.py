@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     cross_encoder_inputs: Literal["auto", "sentences", "passage"] = Field(
         "auto", description="what it reads of each candidate; auto: sentences for the packaged one, passage otherwise")
     cross_encoder_sentences: int = Field(2, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
+    cross_encoder_runtime: Literal["onnx", "torch"] = Field(
+        "onnx", description="onnx: exported once, served by ONNX Runtime (bench.reranker_runtime: same ranking, faster); torch")
+    cross_encoder_int8: bool = Field(False, description="int8 weights under ONNX Runtime (bench.reranker_runtime)")
+    cross_encoder_threads: int = Field(1, ge=1, description="ONNX Runtime threads per request (concurrent requests share cores)")
     faiss_flat_max: int = Field(20_000, description="exact search up to this many vectors, faiss_ann above")
     faiss_ann: Literal["hnsw", "ivf"] = Field("hnsw", description="the approximate index past faiss_flat_max (bench.vector_index)")
     faiss_hnsw_m: int = Field(32, ge=4, le=128)

@@ -129,6 +129,16 @@ def test_unknown_query_fields_are_refused_not_ignored(service):
     assert r.status_code == 422 and "topk" in r.text
 
 
+def test_rerank_can_be_switched_off_per_request_and_every_stage_is_timed(service):
+    ranked = post_query(service, query="What is the iron content at Vesuvius?", generate=False).json()
+    fused = post_query(service, query="What is the iron content at Vesuvius?", generate=False, rerank=False).json()
+    assert "cross_encoder_ms" in ranked["timings_ms"] and "cross_encoder_ms" not in fused["timings_ms"]
+    assert any("cross_encoder" in c["features"] for c in ranked["citations"])
+    assert not any("cross_encoder" in c["features"] for c in fused["citations"])
+    for body in (ranked, fused):
+        assert {"bm25_ms", "dense_ms", "features_ms", "total_ms"} <= set(body["timings_ms"])
+
+
 def test_table_rows_survive_to_the_citation(service):
     body = post_query(service, query="Iron mg/kg Etna south", generate=False, filters={"types": ["table"]}).json()
     assert body["citations"][0]["html"].count("<tr>") == len(TABLE)

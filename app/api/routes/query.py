@@ -44,6 +44,8 @@ class QueryRequest(BaseModel):
     filters: QueryFilters | None = None
     generate: bool = True
     stream: bool = False
+    rerank: bool = Field(True, description="rescore the top candidates with the cross-encoder (false: fused order, faster; "
+                                           "the reader's abstention then uses its margin alone)")
 
 
 @router.post("/query")
@@ -58,7 +60,8 @@ async def query(req: QueryRequest, request: Request, services: ServicesDep, prin
         return StreamingResponse(_sse(pipeline, req, filters), media_type="text/event-stream")
     cancel = threading.Event()
     work = asyncio.ensure_future(anyio.to_thread.run_sync(
-        lambda: pipeline.run(req.query, req.collection, req.top_k, filters, req.generate, cancelled=cancel.is_set)))
+        lambda: pipeline.run(req.query, req.collection, req.top_k, filters, req.generate, cancelled=cancel.is_set,
+                             rerank=req.rerank)))
     try:
         while not work.done():
             await asyncio.wait({work}, timeout=0.25)
@@ -90,7 +93,8 @@ async def _sse(pipeline, req: QueryRequest, filters):
     runs next, while that thread holds the HTTP pool's lock (a deadlock seen in tests)."""
     cancel = threading.Event()
     try:
-        _, sources, citations, timings = await anyio.to_thread.run_sync(pipeline.retrieve, req.query, req.collection, req.top_k, filters)
+        _, sources, citations, timings = await anyio.to_thread.run_sync(pipeline.retrieve, req.query, req.collection, req.top_k,
+                                                                        filters, req.rerank)
         yield _event("citations", {"citations": citations, "timings_ms": timings})
         done = {"backend": pipeline.generator.name}
         if req.generate and getattr(pipeline.generator, "whole", False):
