@@ -79,7 +79,9 @@ def main() -> None:
                 ray("start", f"--address=127.0.0.1:{PORT}", "--node-ip-address=127.0.0.1", "--num-cpus=1")
             run_env = dict(env)
             if a.store == "postgres":
-                run_env.update(MMRAG_STORE="postgres", MMRAG_POSTGRES_URL=_fresh_db(a.postgres_url, f"bench_ray_{k}"))
+                from indexes.pg_local import fresh_database
+
+                run_env.update(MMRAG_STORE="postgres", MMRAG_POSTGRES_URL=fresh_database(a.postgres_url, f"bench_ray_{k}"))
             summary = ingest(work / "corpus", work / f"data{k}", extra, run_env)
             rows.append((name, summary))
             print(name, summary["ok"], summary["failed"], round(summary["wall_s"], 1), flush=True)
@@ -97,16 +99,6 @@ def main() -> None:
     print(text)
     if a.out:
         write_section(a.out, "ray-ingest", "### Ingestion on Ray: one node against two (#21)\n\n" + text)
-
-
-def _fresh_db(url: str, name: str) -> str:
-    import psycopg
-
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return url.rsplit("/", 1)[0] + "/" + name
 
 
 if __name__ == "__main__":

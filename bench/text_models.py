@@ -44,15 +44,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = ap.parse_args()
 
-    from indexes.docstore import DocStore
+    from indexes.records import UnitFilter
+    from indexes.store import LocalStore
     from ingest.chunking import split_sentences
 
-    docs = DocStore(args.data_dir / "mmrag.sqlite")
-    cid = docs.collection_id(args.collection)
+    store = LocalStore(args.data_dir)
+    cid = store.collection_id(args.collection)
     if cid is None:
         raise SystemExit(f"error: no collection {args.collection!r} in {args.data_dir}")
-    units = [r["text"] for r in docs.query("SELECT text FROM units WHERE collection_id = ? AND type = 'text' ORDER BY id LIMIT ?",
-                                           (cid, args.units))]
+    ids = [int(i) for i in store.unit_ids(cid, UnitFilter.of(types=["text"]))[: args.units]]
+    units = list(store.texts(ids).values())
     sentences = [s for u in units if len(split_sentences(u)) > 1 for s in split_sentences(u)]
     queries = [f"Which river did the expedition of year {1800 + i} follow?" for i in range(50)]
     rows = {name: measure(name, units, sentences, queries) for name in MODELS}

@@ -20,17 +20,16 @@ import numpy as np
 
 
 def real_vectors(data_dir: Path) -> np.ndarray:
-    from indexes.docstore import DocStore
+    from indexes.store import LocalStore
 
-    docs = DocStore(data_dir / "mmrag.sqlite")
-    conn = docs._conn()
-    out = [np.frombuffer(b, np.float32) for (b,) in conn.execute("SELECT text_vec FROM units WHERE text_vec IS NOT NULL")]
-    dim = len(out[0])
-    out = [v for v in out if len(v) == dim]
-    for n, blob in conn.execute("SELECT n, vecs FROM sentence_vecs"):
-        m = np.frombuffer(blob, np.float16).reshape(n, -1)
+    store = LocalStore(data_dir)
+    ids = np.concatenate([store.unit_ids(c.id) for c in store.collections()] or [np.zeros(0, np.int64)])
+    _, matrix = store.vectors(ids, "text")
+    dim = matrix.shape[1]
+    out = list(matrix)
+    for m in store.sentence_vectors(ids).values():
         if m.shape[1] == dim:
-            out.extend(m.astype(np.float32))
+            out.extend(m)
     x = np.vstack(out)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 

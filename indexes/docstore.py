@@ -269,42 +269,59 @@ class DocStore:
     def replace_document(self, doc: NewDocument) -> tuple[int, list[int], list[int]]:
         """Write a parsed document and its units in one transaction, replacing an older version.
         Returns (document id, new unit ids, removed unit ids)."""
-        now = time.time()
+        with self.tx() as db:
+            out = self._write_document(db, doc, time.time())
+            db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (doc.collection_id,))
+        return out
+
+    def insert_documents(self, docs) -> int:
+        """Many new documents in one transaction (bulk loads: benchmarks, migrations); the indexes
+        catch up in bulk at their next load. Returns the units written."""
+        n, touched = 0, set()
+        with self.tx() as db:
+            now = time.time()
+            for doc in docs:
+                n += len(self._write_document(db, doc, now)[1])
+                touched.add(doc.collection_id)
+            for cid in touched:
+                db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (cid,))
+        return n
+
+    @staticmethod
+    def _write_document(db: sqlite3.Connection, doc: NewDocument, now: float) -> tuple[int, list[int], list[int]]:
         collection_id, source, file_name, content_hash, fmt = doc.collection_id, doc.source, doc.file_name, doc.content_hash, doc.format
         pages, size_bytes, original_path, units = doc.pages, doc.size_bytes, doc.original_path, doc.units
-        with self.tx() as db:
-            old = db.execute("SELECT id FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source)).fetchone()
-            removed: list[int] = []
-            if old is not None:
-                removed = [r[0] for r in db.execute("SELECT id FROM units WHERE document_id = ?", (old[0],))]
-                db.execute("DELETE FROM units WHERE document_id = ?", (old[0],))
-                db.execute(
-                    "UPDATE documents SET file_name=?, content_hash=?, format=?, status='done', error=NULL, pages=?,"
-                    " n_units=?, size_bytes=?, original_path=?, updated_at=? WHERE id=?",
-                    (file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, old[0]))
-                doc_id = old[0]
-            else:
-                cur = db.execute(
-                    "INSERT INTO documents (collection_id, source, file_name, content_hash, format, status, pages, n_units,"
-                    " size_bytes, original_path, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
-                    (collection_id, source, file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, now))
-                doc_id = cur.lastrowid
-            new_ids = []
-            for new in units:
-                u = new.unit
-                cur = db.execute(
-                    f"INSERT INTO units ({UNIT_COLUMNS.replace('id, ', '', 1)}, text_vec, image_vec)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (doc_id, collection_id, u.type, u.position, u.page, json.dumps(u.bbox) if u.bbox else None,
-                     json.dumps(u.heading, ensure_ascii=False), u.text, u.html, u.caption, u.image_path,
-                     json.dumps(u.meta, ensure_ascii=False, default=str), _blob(new.text_vec, np.float32), _blob(new.image_vec, np.float32)))
-                new_ids.append(cur.lastrowid)
-                sv = new.sentence_vecs
-                if sv is not None and len(sv):
-                    # float16 halves the space; max-sim ranking is unchanged at this precision
-                    db.execute("INSERT INTO sentence_vecs (unit_id, n, vecs) VALUES (?, ?, ?)",
-                               (cur.lastrowid, len(sv), np.asarray(sv, np.float16).tobytes()))
-            db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (collection_id,))
+        old = db.execute("SELECT id FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source)).fetchone()
+        removed: list[int] = []
+        if old is not None:
+            removed = [r[0] for r in db.execute("SELECT id FROM units WHERE document_id = ?", (old[0],))]
+            db.execute("DELETE FROM units WHERE document_id = ?", (old[0],))
+            db.execute(
+                "UPDATE documents SET file_name=?, content_hash=?, format=?, status='done', error=NULL, pages=?,"
+                " n_units=?, size_bytes=?, original_path=?, updated_at=? WHERE id=?",
+                (file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, old[0]))
+            doc_id = old[0]
+        else:
+            cur = db.execute(
+                "INSERT INTO documents (collection_id, source, file_name, content_hash, format, status, pages, n_units,"
+                " size_bytes, original_path, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
+                (collection_id, source, file_name, content_hash, fmt, pages, len(units), size_bytes, original_path, now, now))
+            doc_id = cur.lastrowid
+        new_ids = []
+        for new in units:
+            u = new.unit
+            cur = db.execute(
+                f"INSERT INTO units ({UNIT_COLUMNS.replace('id, ', '', 1)}, text_vec, image_vec)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, collection_id, u.type, u.position, u.page, json.dumps(u.bbox) if u.bbox else None,
+                 json.dumps(u.heading, ensure_ascii=False), u.text, u.html, u.caption, u.image_path,
+                 json.dumps(u.meta, ensure_ascii=False, default=str), _blob(new.text_vec, np.float32), _blob(new.image_vec, np.float32)))
+            new_ids.append(cur.lastrowid)
+            sv = new.sentence_vecs
+            if sv is not None and len(sv):
+                # float16 halves the space; max-sim ranking is unchanged at this precision
+                db.execute("INSERT INTO sentence_vecs (unit_id, n, vecs) VALUES (?, ?, ?)",
+                           (cur.lastrowid, len(sv), np.asarray(sv, np.float16).tobytes()))
         return doc_id, new_ids, removed
 
     def record_failure(self, collection_id: int, source: str, file_name: str, content_hash: str | None, error: str,

@@ -98,12 +98,8 @@ def pg_url(pg_server):
     """A fresh, empty database on the session's server for one test."""
     import uuid
 
-    import psycopg
+    from indexes.pg_local import drop_database, fresh_database
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = pg_server.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = fresh_database(pg_server, f"t_{uuid.uuid4().hex[:12]}")
+    yield url
+    drop_database(url)
