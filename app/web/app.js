@@ -223,8 +223,8 @@ function card(c) {
   if (c.type === "table" && c.html) {
     const table = safeTable(c.html);
     if (table) body.append(table);
-  } else if (c.type === "image" && (c.crop_url || c.image_url) && !c.page_url) {
-    const img = el("img", { alt: c.snippet || "figure" });
+  } else if (c.type === "image" && (c.crop_url || c.image_url)) {
+    const img = el("img", { alt: c.snippet || "figure", class: "figure" });
     body.append(img);
     blobUrl(c.crop_url || c.image_url).then((url) => { img.src = url; }).catch(() => img.remove());
   }

@@ -113,6 +113,13 @@ def test_upload_ask_and_read_the_evidence(server, browser, fixtures, shots):
     d.find_element(By.CSS_SELECTOR, "#viewer button").click()
 
     question.clear()
+    question.send_keys("a red circle on a blue square")
+    d.find_element(By.ID, "ask-button").click()
+    figure = wait(d, lambda d: next((i for i in d.find_elements(By.CSS_SELECTOR, "#cards .card.image img.figure")
+                                     if d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)), None), 60)
+    assert figure.get_attribute("src").startswith("blob:")
+
+    question.clear()
     question.send_keys("Who won the 1998 football world cup?")
     d.find_element(By.ID, "ask-button").click()
     wait(d, lambda d: "no_answer" in d.find_element(By.ID, "answer").get_attribute("class"))
