@@ -44,6 +44,7 @@ from indexes.tokenize import QUESTION_WORDS, tokenize
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 K1, B, EPSILON = 1.5, 0.75, 0.25  # rank_bm25's BM25Okapi defaults, as indexes.bm25
+COMMON_SHARE, COMMON_MIN_UNITS = 0.05, 5000  # a term in over 5% of a collection's units is "common" (PostgresKeywordScores.top)
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -564,7 +565,8 @@ class PostgresStore:
         unseen = math.log1p((n_docs + 0.5) / 0.5)
         coverage = {t: (math.log1p((n_docs - dfs[t] + 0.5) / (dfs[t] + 0.5)) if dfs.get(t) else unseen)
                     for t in counts if t not in QUESTION_WORDS}
-        return PostgresKeywordScores(self, collection_id, weights, coverage, (total / n_docs) if n_docs else 0.0, filters)
+        common = {t for t in weights if n_docs >= COMMON_MIN_UNITS and dfs[t] > COMMON_SHARE * n_docs}
+        return PostgresKeywordScores(self, collection_id, weights, coverage, (total / n_docs) if n_docs else 0.0, filters, common)
 
     def _average_idf(self, collection_id: int, generation: int, n_docs: int) -> float:
         """rank_bm25 floors negative idfs at epsilon x the mean idf over the whole vocabulary: one scan
@@ -597,18 +599,53 @@ class PostgresKeywordScores:
     tokenizer = staticmethod(tokenize)
 
     def __init__(self, store: PostgresStore, collection_id: int, weights: dict[str, float], coverage: dict[str, float],
-                 avgdl: float, filters: UnitFilter | None) -> None:
+                 avgdl: float, filters: UnitFilter | None, common: set[str] = frozenset()) -> None:
         self.store, self.collection_id, self.weights, self.avgdl, self.filters = store, collection_id, weights, avgdl, filters
         self.coverage_weights = coverage
+        self.common = common  # terms in a large share of the units: scored only where a rarer term matched (see top)
         self._postings: tuple[bytes, dict[int, list[tuple[str, int, int]]]] | None = None
 
     def _score_sql(self) -> str:
         return (f"SUM(q.w * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * p.dl / %s)))")
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact BM25 top-k. Summing every posting of a term most units hold ("the", "of") costs
+        ~250 ms at 100k units, so such terms are first left out (MaxScore): the units are ranked by
+        their rarer terms' score, the best are scored in full (the common terms looked up for them
+        alone), and more are scored only while their rare score plus the most the common terms could
+        add (weight x (k1 + 1) each: a term's tf part stays under k1 + 1) could still reach the k-th
+        full score. A unit holding only common terms scores under that same bound; where the k-th full
+        score does not reach it, every posting is summed, as without pruning."""
         if not self.weights or (self.filters is not None and self.filters.matches_nothing):
             return np.zeros(0, np.int64), np.zeros(0)
-        terms = list(self.weights)
+        rare = [t for t in self.weights if t not in self.common]
+        if self.common and rare:
+            ids, rs = self._sum(rare, None)  # every unit holding a rare term, best first
+            if len(ids) >= k:
+                bound = sum(max(self.weights[t], 0.0) for t in self.common) * (K1 + 1)
+                full = rs[:k] + self._partial(ids[:k], self.common)
+                theta = np.sort(full)[-k]
+                n = int(np.sum(rs + bound >= theta))  # a prefix: rs is sorted
+                if n > k:
+                    full = np.concatenate([full, rs[k:n] + self._partial(ids[k:n], self.common)])
+                theta = np.sort(full)[-k]
+                if theta >= bound:
+                    order = np.lexsort((ids[:len(full)], -full))[:k]
+                    return ids[order], full[order]
+        return self._sum(list(self.weights), k)
+
+    def _partial(self, ids: np.ndarray, terms) -> np.ndarray:
+        """The given units' BM25 over ``terms`` only."""
+        out = np.zeros(len(ids))
+        where = {int(u): i for i, u in enumerate(ids)}
+        for uid, term, tf, dl in self.store._rows(
+                "SELECT unit_id, term, tf, dl FROM postings WHERE collection_id = %s AND term = ANY(%s) AND unit_id = ANY(%s)",
+                (self.collection_id, sorted(terms), [int(i) for i in ids])):
+            out[where[uid]] += self.weights[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / (self.avgdl or 1.0)))
+        return out
+
+    def _sum(self, terms: list[str], k: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 over ``terms`` summed in SQL for every unit holding one (the best ``k``, or all)."""
         join, params = "", []
         if self.filters is not None:
             where, params = _unit_where("u", self.collection_id, self.filters)
@@ -617,8 +654,9 @@ class PostgresKeywordScores:
             f"SELECT p.unit_id, {self._score_sql()} AS s FROM postings p"
             " JOIN unnest(%s::text[], %s::float8[]) AS q(term, w) ON q.term = p.term"
             f"{join} WHERE p.collection_id = %s AND p.term = ANY(%s)"
-            " GROUP BY p.unit_id ORDER BY s DESC, p.unit_id LIMIT %s",
-            [self.avgdl or 1.0, terms, [self.weights[t] for t in terms], *params, self.collection_id, terms, int(k)])
+            " GROUP BY p.unit_id ORDER BY s DESC, p.unit_id" + (" LIMIT %s" if k is not None else ""),
+            [self.avgdl or 1.0, terms, [self.weights[t] for t in terms], *params, self.collection_id, terms]
+            + ([int(k)] if k is not None else []))
         return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.float64)
 
     def _lookup(self, unit_ids: np.ndarray) -> dict[int, list[tuple[str, int, int]]]:

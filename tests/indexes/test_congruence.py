@@ -57,7 +57,18 @@ def backends(pg_url, tmp_path):
         store.close()
 
 
-def test_keyword_and_vector_search_agree(backends):
+@pytest.fixture(params=["summed", "pruned"])
+def pruning(request, monkeypatch):
+    """Postgres's top-k leaves common terms out first on big collections; here on this small one too."""
+    if request.param == "pruned":
+        import indexes.postgres
+
+        monkeypatch.setattr(indexes.postgres, "COMMON_MIN_UNITS", 0)
+        monkeypatch.setattr(indexes.postgres, "COMMON_SHARE", 0.15)
+    return request.param
+
+
+def test_keyword_and_vector_search_agree(backends, pruning):
     local, pg = backends["local"], backends["postgres"]
     cid_l, cid_p = local.collection_id("c"), pg.collection_id("c")
     assert len(local.unit_ids(cid_l)) == len(pg.unit_ids(cid_p)) == 29 * 6 - 6 + 2
@@ -65,6 +76,7 @@ def test_keyword_and_vector_search_agree(backends):
     by_text_l = {u.text: i for i, u in local.units(local.unit_ids(cid_l)).items()}
     by_text_p = {u.text: i for i, u in pg.units(pg.unit_ids(cid_p)).items()}
     to_pg = {by_text_l[t]: by_text_p[t] for t in by_text_l}
+    pruned = 0
     for query in QUERIES:
         kl, kp = local.keyword_scores(cid_l, query), pg.keyword_scores(cid_p, query)
         ids_l = local.unit_ids(cid_l)
@@ -72,6 +84,7 @@ def test_keyword_and_vector_search_agree(backends):
         np.testing.assert_allclose(kp.of(ids_p), kl.of(ids_l), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(kp.coverage_of(ids_p), kl.coverage_of(ids_l), rtol=1e-6, atol=1e-9)
         assert kp.coverage_weights == pytest.approx(kl.coverage_weights)
+        pruned += bool(kp.common) and len(kp.common) < len(kp.weights)
         top_l, s_l = kl.top(10)
         top_p, s_p = kp.top(10)
         np.testing.assert_allclose(s_p, s_l, rtol=1e-6)
@@ -83,6 +96,7 @@ def test_keyword_and_vector_search_agree(backends):
         assert _same_up_to_ties([to_pg[int(i)] for i in vl], vp.tolist(), vs_l)
         sv_l, sv_p = local.sentence_vectors(ids_l), pg.sentence_vectors(ids_p)
         assert {to_pg[u] for u in sv_l} == set(sv_p)
+    assert pruned >= 3 if pruning == "pruned" else pruned == 0  # the path under test was taken
 
 
 @pytest.mark.parametrize("filters", [None, Filters(types=["text"]), Filters(document_ids=[1, 2, 9])])
