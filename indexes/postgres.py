@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 K1, B, EPSILON = 1.5, 0.75, 0.25  # rank_bm25's BM25Okapi defaults, as indexes.bm25
 COMMON_SHARE, COMMON_MIN_UNITS = 0.05, 5000  # a term in over 5% of a collection's units is "common" (PostgresKeywordScores.top)
+COMMON_CACHE_TERMS = 256  # common terms' postings kept in memory (each ~2 MB per 100k units)
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -175,6 +176,8 @@ class PostgresStore:
         self._conns_lock = threading.Lock()
         self._idf_cache: dict[tuple[int, int], float] = {}  # (collection, generation) -> rank_bm25's average idf
         self._indexed: set[tuple[str, int]] = set()  # (modality, width) with an HNSW index
+        self._postings_cache: OrderedDict[tuple[int, int, str], tuple] = OrderedDict()  # see common_postings
+        self._cache_lock = threading.Lock()
         with self._conn().transaction():
             self._conn().execute("SELECT pg_advisory_xact_lock(424242)")  # two processes creating the schema at once
             self._conn().execute(SCHEMA)
@@ -566,7 +569,29 @@ class PostgresStore:
         coverage = {t: (math.log1p((n_docs - dfs[t] + 0.5) / (dfs[t] + 0.5)) if dfs.get(t) else unseen)
                     for t in counts if t not in QUESTION_WORDS}
         common = {t for t in weights if n_docs >= COMMON_MIN_UNITS and dfs[t] > COMMON_SHARE * n_docs}
-        return PostgresKeywordScores(self, collection_id, weights, coverage, (total / n_docs) if n_docs else 0.0, filters, common)
+        return PostgresKeywordScores(self, collection_id, weights, coverage, (total / n_docs) if n_docs else 0.0, filters, common,
+                                     generation)
+
+    def common_postings(self, collection_id: int, generation: int, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unit ids, tf, unit length) of every posting of ``term``, cached per collection generation: the
+        terms in a large share of units, which BM25 must score everywhere, at ~1 ms in numpy instead of
+        a scan of 100k postings per query."""
+        key = (collection_id, generation, term)
+        with self._cache_lock:
+            got = self._postings_cache.get(key)
+            if got is not None:
+                self._postings_cache.move_to_end(key)
+                return got
+        row = self._rows("SELECT coalesce(array_agg(unit_id), '{}'), coalesce(array_agg(tf), '{}'), coalesce(array_agg(dl), '{}')"
+                         " FROM postings WHERE collection_id = %s AND term = %s", (collection_id, term))[0]
+        got = (np.array(row[0], np.int64), np.array(row[1], np.float64), np.array(row[2], np.float64))
+        with self._cache_lock:
+            for stale in [k for k in self._postings_cache if k[0] == collection_id and k[1] != generation]:
+                del self._postings_cache[stale]
+            self._postings_cache[key] = got
+            while len(self._postings_cache) > COMMON_CACHE_TERMS:
+                self._postings_cache.popitem(last=False)
+        return got
 
     def _average_idf(self, collection_id: int, generation: int, n_docs: int) -> float:
         """rank_bm25 floors negative idfs at epsilon x the mean idf over the whole vocabulary: one scan
@@ -599,50 +624,43 @@ class PostgresKeywordScores:
     tokenizer = staticmethod(tokenize)
 
     def __init__(self, store: PostgresStore, collection_id: int, weights: dict[str, float], coverage: dict[str, float],
-                 avgdl: float, filters: UnitFilter | None, common: set[str] = frozenset()) -> None:
+                 avgdl: float, filters: UnitFilter | None, common: set[str] = frozenset(), generation: int = -1) -> None:
         self.store, self.collection_id, self.weights, self.avgdl, self.filters = store, collection_id, weights, avgdl, filters
         self.coverage_weights = coverage
-        self.common = common  # terms in a large share of the units: scored only where a rarer term matched (see top)
+        self.common, self.generation = common, generation  # terms in a large share of the units: scored in memory (see top)
         self._postings: tuple[bytes, dict[int, list[tuple[str, int, int]]]] | None = None
 
     def _score_sql(self) -> str:
         return (f"SUM(q.w * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * p.dl / %s)))")
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The exact BM25 top-k. Summing every posting of a term most units hold ("the", "of") costs
-        ~250 ms at 100k units, so such terms are first left out (MaxScore): the units are ranked by
-        their rarer terms' score, the best are scored in full (the common terms looked up for them
-        alone), and more are scored only while their rare score plus the most the common terms could
-        add (weight x (k1 + 1) each: a term's tf part stays under k1 + 1) could still reach the k-th
-        full score. A unit holding only common terms scores under that same bound; where the k-th full
-        score does not reach it, every posting is summed, as without pruning."""
+        """The exact BM25 top-k. Summing every posting of a term most units hold ("the", "of") in SQL
+        costs ~250 ms at 100k units, so those terms' postings are kept in memory per collection
+        generation (``PostgresStore.common_postings``) and scored with numpy; the rarer terms are
+        summed in SQL; the two are added per unit. A commit moves the generation, and the next query
+        fetches the common terms' postings again."""
         if not self.weights or (self.filters is not None and self.filters.matches_nothing):
             return np.zeros(0, np.int64), np.zeros(0)
+        if not self.common:
+            return self._sum(list(self.weights), k)
         rare = [t for t in self.weights if t not in self.common]
-        if self.common and rare:
-            ids, rs = self._sum(rare, None)  # every unit holding a rare term, best first
-            if len(ids) >= k:
-                bound = sum(max(self.weights[t], 0.0) for t in self.common) * (K1 + 1)
-                full = rs[:k] + self._partial(ids[:k], self.common)
-                theta = np.sort(full)[-k]
-                n = int(np.sum(rs + bound >= theta))  # a prefix: rs is sorted
-                if n > k:
-                    full = np.concatenate([full, rs[k:n] + self._partial(ids[k:n], self.common)])
-                theta = np.sort(full)[-k]
-                if theta >= bound:
-                    order = np.lexsort((ids[:len(full)], -full))[:k]
-                    return ids[order], full[order]
-        return self._sum(list(self.weights), k)
-
-    def _partial(self, ids: np.ndarray, terms) -> np.ndarray:
-        """The given units' BM25 over ``terms`` only."""
-        out = np.zeros(len(ids))
-        where = {int(u): i for i, u in enumerate(ids)}
-        for uid, term, tf, dl in self.store._rows(
-                "SELECT unit_id, term, tf, dl FROM postings WHERE collection_id = %s AND term = ANY(%s) AND unit_id = ANY(%s)",
-                (self.collection_id, sorted(terms), [int(i) for i in ids])):
-            out[where[uid]] += self.weights[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / (self.avgdl or 1.0)))
-        return out
+        ids, scores = [], []
+        if rare:
+            got = self._sum(rare, None)
+            ids.append(got[0])
+            scores.append(got[1])
+        allowed = self.store.unit_ids(self.collection_id, self.filters) if self.filters is not None else None
+        for term in self.common:
+            units, tf, dl = self.store.common_postings(self.collection_id, self.generation, term)
+            if allowed is not None:
+                keep = np.isin(units, allowed)
+                units, tf, dl = units[keep], tf[keep], dl[keep]
+            ids.append(units)
+            scores.append(self.weights[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / (self.avgdl or 1.0))))
+        unique, where = np.unique(np.concatenate(ids), return_inverse=True)
+        total = np.bincount(where, weights=np.concatenate(scores), minlength=len(unique))
+        order = np.lexsort((unique, -total))[:k]
+        return unique[order], total[order]
 
     def _sum(self, terms: list[str], k: int | None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 over ``terms`` summed in SQL for every unit holding one (the best ``k``, or all)."""

@@ -57,10 +57,10 @@ def backends(pg_url, tmp_path):
         store.close()
 
 
-@pytest.fixture(params=["summed", "pruned"])
+@pytest.fixture(params=["summed", "cached"])
 def pruning(request, monkeypatch):
-    """Postgres's top-k leaves common terms out first on big collections; here on this small one too."""
-    if request.param == "pruned":
+    """Postgres scores common terms from postings cached in memory on big collections; here on this small one too."""
+    if request.param == "cached":
         import indexes.postgres
 
         monkeypatch.setattr(indexes.postgres, "COMMON_MIN_UNITS", 0)
@@ -76,7 +76,7 @@ def test_keyword_and_vector_search_agree(backends, pruning):
     by_text_l = {u.text: i for i, u in local.units(local.unit_ids(cid_l)).items()}
     by_text_p = {u.text: i for i, u in pg.units(pg.unit_ids(cid_p)).items()}
     to_pg = {by_text_l[t]: by_text_p[t] for t in by_text_l}
-    pruned = 0
+    split = 0
     for query in QUERIES:
         kl, kp = local.keyword_scores(cid_l, query), pg.keyword_scores(cid_p, query)
         ids_l = local.unit_ids(cid_l)
@@ -84,7 +84,7 @@ def test_keyword_and_vector_search_agree(backends, pruning):
         np.testing.assert_allclose(kp.of(ids_p), kl.of(ids_l), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(kp.coverage_of(ids_p), kl.coverage_of(ids_l), rtol=1e-6, atol=1e-9)
         assert kp.coverage_weights == pytest.approx(kl.coverage_weights)
-        pruned += bool(kp.common) and len(kp.common) < len(kp.weights)
+        split += bool(kp.common) and len(kp.common) < len(kp.weights)
         top_l, s_l = kl.top(10)
         top_p, s_p = kp.top(10)
         np.testing.assert_allclose(s_p, s_l, rtol=1e-6)
@@ -96,11 +96,11 @@ def test_keyword_and_vector_search_agree(backends, pruning):
         assert _same_up_to_ties([to_pg[int(i)] for i in vl], vp.tolist(), vs_l)
         sv_l, sv_p = local.sentence_vectors(ids_l), pg.sentence_vectors(ids_p)
         assert {to_pg[u] for u in sv_l} == set(sv_p)
-    assert pruned >= 3 if pruning == "pruned" else pruned == 0  # the path under test was taken
+    assert split >= 3 if pruning == "cached" else split == 0  # the path under test was taken
 
 
 @pytest.mark.parametrize("filters", [None, Filters(types=["text"]), Filters(document_ids=[1, 2, 9])])
-def test_hybrid_retrieval_ranks_the_same_in_both(backends, filters):
+def test_hybrid_retrieval_ranks_the_same_in_both(backends, filters, pruning):
     settings = Settings(data_dir="/nonexistent", recall_k=20)  # no reranker: it is not a store feature
     embed = HashEmbedder(32)
     results = {}
