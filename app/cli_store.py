@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,11 @@ def cmd_postgres(args) -> int:
         return 2
     print(f"PostgreSQL with pgvector is running; use:\n  MMRAG_STORE=postgres MMRAG_POSTGRES_URL={server.url}\n"
           "Ctrl-C stops it.", flush=True)
+
+    def stop(_signum, _frame):  # a service manager's SIGTERM stops the server too, not only Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             time.sleep(3600)
