@@ -111,7 +111,7 @@ class HybridRetriever:
         cid = store.collection_id(collection)
         if cid is None:
             raise KeyError(collection)
-        n_text, n_image = store.vector_count(cid, "text"), store.vector_count(cid, "image")
+        n_text, n_image = store.has_vectors(cid, "text"), store.has_vectors(cid, "image")  # a count would scan in Postgres
         self._check_models(collection, cid, n_image)
         where = filters.to_unit_filter() if filters is not None else None
         empty = Candidates(np.zeros(0, np.int64), [], {}, timings)

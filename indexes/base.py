@@ -111,6 +111,9 @@ class KeywordIndex(Protocol):
 class VectorIndexes(Protocol):
     def vector_count(self, collection_id: int, modality: str) -> int: ...
 
+    def has_vectors(self, collection_id: int, modality: str) -> bool:
+        """Whether any unit has a ``modality`` vector: what a query asks, cheaper than a count."""
+
     def vector_search(self, collection_id: int, modality: str, query: np.ndarray, k: int,
                       filters: UnitFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(unit ids, inner products) of the ``k`` nearest units with a ``modality`` vector, best first."""

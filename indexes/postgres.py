@@ -322,11 +322,7 @@ class PostgresStore:
                 old_paths = [r[0] for r in db.execute("SELECT image_path FROM units WHERE document_id = %s AND image_path IS NOT NULL",
                                                       (doc_id,))]
                 old_paths += [old[1]] if old[1] else []
-                removed_units, removed_terms = db.execute("SELECT count(*), coalesce(sum(n_terms), 0) FROM units WHERE document_id = %s",
-                                                          (doc_id,)).fetchone()
-                for term, n in db.execute("SELECT p.term, count(*) FROM postings p JOIN units u ON u.id = p.unit_id"
-                                          " WHERE u.document_id = %s GROUP BY p.term", (doc_id,)):
-                    df_delta[term] -= n
+                removed_units, removed_terms, df_delta = self._leaving(db, doc_id)
                 db.execute("DELETE FROM units WHERE document_id = %s", (doc_id,))  # postings and vectors cascade
                 db.execute("UPDATE documents SET file_name=%s, content_hash=%s, format=%s, status='done', error=NULL, pages=%s,"
                            " n_units=%s, size_bytes=%s, original_path=%s, updated_at=%s WHERE id=%s",
@@ -386,13 +382,18 @@ class PostgresStore:
     def _ensure_vector_indexes(self, doc: NewDocument) -> None:
         """An HNSW index per (modality, width) the first time that width is written (outside the commit's
         transaction: building it takes a lock on the table)."""
-        for modality, attr in (("text", "text_vec"), ("image", "image_vec")):
+        for modality, attr in COLUMN.items():
             widths = {len(getattr(new, attr)) for new in doc.units if getattr(new, attr) is not None}
-            for dim in widths - {d for m, d in self._indexed if m == modality}:
-                self._conn().execute(f"CREATE INDEX IF NOT EXISTS unit_vectors_hnsw_{modality}_{int(dim)} ON unit_vectors"
-                                     f" USING hnsw ((vec::vector({int(dim)})) vector_ip_ops) WITH (m = 16, ef_construction = 64)"
-                                     f" WHERE modality = '{modality}' AND dim = {int(dim)}")
-                self._indexed.add((modality, dim))
+            for dim in widths:
+                self._ensure_index(modality, dim)
+
+    def _ensure_index(self, modality: str, dim: int) -> None:
+        if (modality, dim) in self._indexed:
+            return
+        self._conn().execute(f"CREATE INDEX IF NOT EXISTS unit_vectors_hnsw_{modality}_{int(dim)} ON unit_vectors"
+                             f" USING hnsw ((vec::vector({int(dim)})) vector_ip_ops) WITH (m = 16, ef_construction = 64)"
+                             f" WHERE modality = '{modality}' AND dim = {int(dim)}")
+        self._indexed.add((modality, dim))
 
     def record_failure(self, collection_id: int, source: str, file_name: str, content_hash: str | None, error: str,
                        size_bytes: int | None = None) -> int:
@@ -420,17 +421,23 @@ class PostgresStore:
         paths = [u.image_path for u in self.document_units(doc_id) if u.image_path] + ([doc.original_path] if doc.original_path else [])
         with self._tx() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (doc.collection_id,))
-            n, total = db.execute("SELECT count(*), coalesce(sum(n_terms), 0) FROM units WHERE document_id = %s", (doc_id,)).fetchone()
-            delta: Counter[str] = Counter()
-            for term, k in db.execute("SELECT p.term, count(*) FROM postings p JOIN units u ON u.id = p.unit_id"
-                                      " WHERE u.document_id = %s GROUP BY p.term", (doc_id,)):
-                delta[term] -= k
+            n, total, delta = self._leaving(db, doc_id)
             if db.execute("DELETE FROM documents WHERE id = %s RETURNING id", (doc_id,)).fetchone() is None:
                 raise KeyError(doc_id)  # deleted meanwhile
             self._apply_df(db, doc.collection_id, delta)
             db.execute("UPDATE collections SET generation = generation + 1, n_units = n_units - %s, total_terms = total_terms - %s"
                        " WHERE id = %s", (n, total, doc.collection_id))
         self._collect_garbage_blobs(paths)
+
+    @staticmethod
+    def _leaving(db, doc_id: int) -> tuple[int, int, Counter]:
+        """What a document's units take out of BM25's statistics: (units, their terms, df changes)."""
+        n, total = db.execute("SELECT count(*), coalesce(sum(n_terms), 0) FROM units WHERE document_id = %s", (doc_id,)).fetchone()
+        delta: Counter[str] = Counter()
+        for term, k in db.execute("SELECT p.term, count(*) FROM postings p JOIN units u ON u.id = p.unit_id"
+                                  " WHERE u.document_id = %s GROUP BY p.term", (doc_id,)):
+            delta[term] -= k
+        return n, total, delta
 
     def _collect_garbage_blobs(self, removed_paths: list[str]) -> None:
         """Blob files are shared by content hash: remove one only when no unit or document points at it."""
@@ -502,16 +509,16 @@ class PostgresStore:
             db.execute("DELETE FROM staged_vectors WHERE collection_id = %s", (collection_id,))
             dims = db.execute("SELECT DISTINCT modality, dim FROM unit_vectors WHERE collection_id = %s", (collection_id,)).fetchall()
         for modality, dim in dims:  # a new model may bring a new width
-            if (modality, dim) not in self._indexed:
-                self._conn().execute(f"CREATE INDEX IF NOT EXISTS unit_vectors_hnsw_{modality}_{int(dim)} ON unit_vectors"
-                                     f" USING hnsw ((vec::vector({int(dim)})) vector_ip_ops) WITH (m = 16, ef_construction = 64)"
-                                     f" WHERE modality = '{modality}' AND dim = {int(dim)}")
-                self._indexed.add((modality, dim))
+            self._ensure_index(modality, dim)
         return n
 
     # -- vectors -------------------------------------------------------------------------------
     def vector_count(self, collection_id: int, modality: str) -> int:
         return self._rows("SELECT count(*) FROM unit_vectors WHERE collection_id = %s AND modality = %s", (collection_id, modality))[0][0]
+
+    def has_vectors(self, collection_id: int, modality: str) -> bool:
+        return self._rows("SELECT EXISTS (SELECT 1 FROM unit_vectors WHERE collection_id = %s AND modality = %s)",
+                          (collection_id, modality))[0][0]
 
     def vector_search(self, collection_id: int, modality: str, query: np.ndarray, k: int,
                       filters: UnitFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -524,15 +531,10 @@ class PostgresStore:
             allowed = self.unit_ids(collection_id, filters)
             if len(allowed) <= EXACT_FILTERED_MAX:  # a narrow filter: exact scores over its units
                 return exact_top(*self.vectors(allowed, modality), query, k)
-        where, params = "v.collection_id = %s AND v.modality = %s AND v.dim = %s", [collection_id, modality, dim]
-        if filters is not None and filters.types is not None:
-            where += " AND v.type = ANY(%s)"
-            params.append(list(filters.types))
-        if filters is not None and filters.document_ids is not None:
-            where += " AND v.document_id = ANY(%s)"
-            params.append(list(filters.document_ids))
+        where, params = _unit_where("v", collection_id, filters)  # unit_vectors carries the unit's type and document
         rows = self._rows(f"SELECT v.unit_id, -(v.vec::vector({dim}) <#> %s::vector({dim})) FROM unit_vectors v WHERE {where}"
-                          f" ORDER BY v.vec::vector({dim}) <#> %s::vector({dim}) LIMIT %s", [query, *params, query, int(k)])
+                          f" AND v.modality = %s AND v.dim = %s ORDER BY v.vec::vector({dim}) <#> %s::vector({dim}) LIMIT %s",
+                          [query, *params, modality, dim, query, int(k)])
         if not rows:
             return empty
         return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.float32)

@@ -10,9 +10,6 @@ import numpy as np
 from mmrag.errors import ModelMismatch
 from mmrag.units import Unit, search_text
 
-MODALITIES = ("text", "image")
-STATUSES = ("done", "failed")
-
 
 @dataclass(frozen=True)
 class UnitFilter:
@@ -31,10 +28,6 @@ class UnitFilter:
     @property
     def matches_nothing(self) -> bool:
         return self.types == () or self.document_ids == ()
-
-    def matches(self, unit: StoredUnit) -> bool:
-        return ((self.types is None or unit.type in self.types)
-                and (self.document_ids is None or unit.document_id in self.document_ids))
 
 
 @dataclass

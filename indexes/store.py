@@ -379,6 +379,9 @@ class LocalStore:
         index = self.indexes(collection_id).vectors[modality]
         return 0 if index is None else len(index)
 
+    def has_vectors(self, collection_id: int, modality: str) -> bool:
+        return self.vector_count(collection_id, modality) > 0
+
     def vector_search(self, collection_id: int, modality: str, query: np.ndarray, k: int,
                       filters: UnitFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
         index = self.indexes(collection_id).vectors[modality]

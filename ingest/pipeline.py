@@ -279,9 +279,7 @@ class Ingestor:
                 parsed, error, secs = parse_file(str(item.path), item.name, self.settings, str(self.store.blob_dir), item.assets)
             else:
                 parsed, error, secs = fut.result()
-            if error is None and len(parsed.units) > self.settings.max_units:
-                error = (f"{len(parsed.units)} units, over the {self.settings.max_units} unit limit of one document "
-                         "(MMRAG_MAX_UNITS): split the file")
+            error = self._over_limit(parsed, error)
             if error is not None:
                 if error != "cancelled":
                     with self.store.writer():
@@ -328,13 +326,18 @@ class Ingestor:
         summary.seconds = time.perf_counter() - t0
         return summary
 
+    def _over_limit(self, parsed: ParsedDocument | None, error: str | None) -> str | None:
+        """The parse error, or why a parsed document is too big to store."""
+        if error is None and len(parsed.units) > self.settings.max_units:
+            return (f"{len(parsed.units)} units, over the {self.settings.max_units} unit limit of one document "
+                    "(MMRAG_MAX_UNITS): split the file")
+        return error
+
     def ingest_one(self, cid: int, item: Item, digest: str, size: int) -> FileResult:
         """Parse (inline), embed and commit one prechecked document: what a Ray worker runs per
         document. Bad input fails its own document with the reason, as in a local batch."""
         parsed, error, secs = parse_file(str(item.path), item.name, self.settings, str(self.store.blob_dir), item.assets)
-        if error is None and len(parsed.units) > self.settings.max_units:
-            error = (f"{len(parsed.units)} units, over the {self.settings.max_units} unit limit of one document "
-                     "(MMRAG_MAX_UNITS): split the file")
+        error = self._over_limit(parsed, error)
         # no writer session around this: the store takes its lock per commit, so workers embed in parallel
         if error is not None:
             doc_id = self.store.record_failure(cid, item.source, item.name, digest, error, size)

@@ -77,21 +77,15 @@ class RayExecutor:
     def run(self, ingestor: Ingestor, items: list[Item], collection: str, progress: bool = True,
             refused: list[FileResult] = ()) -> Summary:
         # Ray prints its cluster's notices (a worker died, ...) on stdout: keep stdout for our output (--json)
+        import ray
+
         with contextlib.redirect_stdout(sys.stderr):
-            started = not self._ray_running()
+            started = not ray.is_initialized()
             try:
                 return self._run(ingestor, items, collection, progress, refused)
             finally:
                 if started:
-                    import ray
-
                     ray.shutdown()
-
-    @staticmethod
-    def _ray_running() -> bool:
-        import ray
-
-        return ray.is_initialized()
 
     def _run(self, ingestor: Ingestor, items: list[Item], collection: str, progress: bool,
              refused: list[FileResult]) -> Summary:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrag import onnx_models
+
 log = logging.getLogger(__name__)
 
 BUILTIN = "packaged:sentence-minilm"
@@ -132,15 +134,12 @@ class OnnxCrossEncoder:
 
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from mmrag import onnx_models
-
         tag = hashlib.sha256(str(path).encode()).hexdigest()[:10]
         folder = Path(cache_dir) / "models" / f"cross-encoder-onnx-{Path(str(path)).name[:40]}-{tag}"
         onnx_models.export(folder, lambda: AutoModelForSequenceClassification.from_pretrained(path).eval(), path, ["logits"])
         self.tok = AutoTokenizer.from_pretrained(str(folder))
         self.max_length = max_length or min(self.tok.model_max_length, 512)
         self.session = onnx_models.session(folder, int8, threads)
-        self._feed = onnx_models.feed
         self._tok_lock = threading.Lock()  # a fast tokenizer is not safe across threads; the session is
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32, **_) -> np.ndarray:
@@ -150,5 +149,5 @@ class OnnxCrossEncoder:
             with self._tok_lock:
                 enc = self.tok([q for q, _ in batch], [t for _, t in batch], truncation=True, max_length=self.max_length,
                                padding=True, return_tensors="np")
-            out.append(self.session.run(["logits"], self._feed(self.session, dict(enc)))[0][:, 0])
+            out.append(self.session.run(["logits"], onnx_models.feed(self.session, dict(enc)))[0][:, 0])
         return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -195,6 +195,7 @@ class StoreContract:
         assert got.tolist() == best.tolist() and got[0] in ids["lighthouse.md"]
         np.testing.assert_allclose(scores, np.sort(exact)[::-1][:4], rtol=1e-5, atol=1e-5)
         assert store.vector_count(cid, "text") == 6 and store.vector_count(cid, "image") == 0
+        assert store.has_vectors(cid, "text") and not store.has_vectors(cid, "image")
         assert store.vector_search(cid, "image", query[:8], 4)[0].tolist() == []
 
     def test_sentence_vectors_come_back_for_units_of_several_sentences(self, store):
