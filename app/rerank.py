@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class CrossEncoderReranker:
     def __init__(self, model: str, top_n: int = 10, weight: float = 0.43, inputs: str = "auto", sentences_per_unit: int = 2,
                  max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32,
-                 runtime: str = "onnx", int8: bool = False, threads: int = 1) -> None:
+                 runtime: str = "onnx", int8: bool = False, threads: int = 1, length_batches: bool = True) -> None:
         path = packaged.resolve(model, Path(cache_dir))
         if Path(path).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model must never trigger a hub lookup
@@ -38,7 +38,7 @@ class CrossEncoderReranker:
         self.model = None
         if runtime == "onnx":
             try:
-                self.model = packaged.OnnxCrossEncoder(path, Path(cache_dir), max_length, threads, int8)
+                self.model = packaged.OnnxCrossEncoder(path, Path(cache_dir), max_length, threads, int8, length_batches)
             except ImportError as exc:  # no onnx package: torch serves it, slower
                 log.warning("cross-encoder served by torch: ONNX export unavailable (%s)", exc)
         if self.model is None:

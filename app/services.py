@@ -9,6 +9,7 @@ from app.retrieval import HybridRetriever
 from indexes.factory import open_store
 from ingest.pipeline import Ingestor
 from mmrag.embedding import get_image_embedder, get_text_embedder
+from mmrag.embedding.factory import text_options
 from mmrag.settings import Settings
 
 
@@ -19,7 +20,7 @@ class Services:
 
     @cached_property
     def text(self):
-        return get_text_embedder(self.settings.text_model, self.settings.embed_batch_size)
+        return get_text_embedder(self.settings.text_model, self.settings.embed_batch_size, **text_options(self.settings))
 
     @cached_property
     def image(self):

@@ -117,8 +117,9 @@ def questions(squad_path: Path, coqa_path: Path, n: int) -> tuple[list, list]:
     return tune_ans + un[: len(un) // 2], test_ans + un[len(un) // 2:]
 
 
-def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: float) -> str:
-    tune, test = tunes["fp32"], tests["fp32"]
+def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: float, calibrate: str = "fp32",
+           served: str = "") -> str:
+    tune, test = tunes[calibrate], tests[calibrate]
     answerable_relevance = [r["relevance"] for r in tune if r["answerable"] and r["relevance"] is not None]
     center = float(np.median(answerable_relevance)) if answerable_relevance else 0.0
     # 1. what to read: by F1 with no abstention
@@ -141,7 +142,7 @@ def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: flo
         f"{sum(not r['answerable'] for r in tune)} unanswerable. Test: the 500 of docs/eval/squad and the other "
         f"{sum(not r['answerable'] for r in test)} unanswerable (SQuAD questions asked of the CoQA collection, CoQA questions "
         "asked of the SQuAD collection, CoQA's 'unknown' turns; CoQA from its test-half stories). Retrieval as /query "
-        "(fused + rerank, top 5).", "",
+        f"(fused + rerank, top 5{served}). Settings chosen on the {calibrate} reader's reads.", "",
         "**What to read**, chosen on tune by F1 with no abstention:", "",
         "| sources read | rank penalty | EM | F1 |", "|---|---|---|---|"]
     for r_, p_ in grid:
@@ -163,14 +164,15 @@ def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: flo
         mark = " **chosen**" if abs(t - threshold) < 1e-6 else ""
         lines.append(f"| {t:.2f}{mark} | {s['answer_rate']:.3f} | {s['answered_precision']:.3f} | {s['em']:.3f} | "
                      f"{s['f1']:.3f} | {s['no_answer_rate']:.3f} |")
-    q8 = score(tests["int8"], setting, threshold)
+    other = "int8" if calibrate == "fp32" else "fp32"
+    scored = {calibrate: chosen, other: score(tests[other], setting, threshold)}
     lines += ["", f"At the chosen setting on test: answer rate {chosen['answer_rate']:.3f}, no-answer rate "
               f"{chosen['no_answer_rate']:.3f}, EM {chosen['em']:.3f}, F1 {chosen['f1']:.3f} (unanswered questions "
               "count as F1 0).", "",
-              f"Reader cost per query (tokenise + ONNX Runtime, {read} source(s), 1 thread), and the int8 reader "
-              "(`MMRAG_READER_INT8=true`) on the same reads, setting and threshold:", "",
+              f"Reader cost per query (tokenise + ONNX Runtime, {read} source(s), 1 thread), and the {other} reader "
+              f"(`MMRAG_READER_INT8={str(other == 'int8').lower()}`) on the same reads, setting and threshold:", "",
               "| reader | EM | F1 | answer rate | no-answer rate | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|"]
-    for label, s in (("fp32", chosen), ("int8", q8)):
+    for label, s in scored.items():
         ms = cost(tunes[label] + tests[label])
         lines.append(f"| {label} | {s['em']:.3f} | {s['f1']:.3f} | {s['answer_rate']:.3f} | {s['no_answer_rate']:.3f} | "
                      f"{statistics.median(ms):.1f} | {ms[int(0.95 * len(ms))]:.1f} |")
@@ -192,15 +194,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reads", type=Path, help="a JSON file of the reads: written after reading, reused if there "
                                                "(to rescore without reading again)")
     ap.add_argument("--out", type=Path, help="markdown file to write the section into")
+    ap.add_argument("--calibrate", choices=["fp32", "int8"], default="int8",
+                    help="the reader whose reads choose the settings (the one served: MMRAG_READER_INT8)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    from mmrag.settings import Settings
+
+    s = Settings(data_dir=a.data_dir)
+    served = f"; cross-encoder ONNX {'int8' if s.cross_encoder_int8 else 'fp32'}, text model {s.text_runtime}"
 
     if a.reads and a.reads.exists():
         tunes, tests = json.loads(a.reads.read_text())
     else:
         from app.services import Services
         from mmrag.reader import SpanReader
-        from mmrag.settings import Settings
 
         services = Services(Settings(data_dir=a.data_dir, llm_backend="reader"))
         tune_q, test_q = questions(a.squad, a.coqa, a.n)
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         tests = collect(services, readers, test_q, a.read, not a.no_progress)
         if a.reads:
             a.reads.write_text(json.dumps([tunes, tests]))
-    text = report(tunes, tests, a.n, a.read, a.min_answer_rate)
+    text = report(tunes, tests, a.n, a.read, a.min_answer_rate, a.calibrate, served)
     print(text)
     if a.out:
         write_section(a.out, "reader", "## The reader: sources read, abstention, cost (#20)\n\n" + text)

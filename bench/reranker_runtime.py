@@ -19,8 +19,17 @@ from pathlib import Path
 
 from bench.report import machine, write_section
 
-RUNTIMES = [("torch", "torch", False, 1), ("onnx fp32", "onnx", False, 1), ("onnx int8", "onnx", True, 1),
-            ("onnx int8, 2 threads", "onnx", True, 2)]
+# label -> CrossEncoderReranker's arguments; the first rows are the runtimes, the last ones what is read
+CONFIGS = {
+    "torch": dict(runtime="torch"),
+    "onnx fp32, one padded batch": dict(length_batches=False, threads=2),
+    "onnx fp32": dict(threads=2),
+    "onnx int8, one padded batch": dict(int8=True, length_batches=False, threads=2),
+    "onnx int8": dict(int8=True, threads=2),
+    "onnx int8, top 8": dict(int8=True, threads=2, top_n=8),
+    "onnx int8, top 6": dict(int8=True, threads=2, top_n=6),
+    "onnx int8, 1 sentence each": dict(int8=True, threads=2, sentences_per_unit=1),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--squad", help="SQuAD JSON:collection")
     ap.add_argument("--coqa", help="CoQA JSON:collection (first turns)")
     ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--configs", help="comma-separated labels to run (default: all)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
+    configs = {k: v for k, v in CONFIGS.items() if not a.configs or k in a.configs.split(",")}
 
     import torch
 
@@ -54,10 +65,11 @@ def main(argv: list[str] | None = None) -> None:
         examples = random.Random(7).sample(data.examples, min(a.n, len(data.examples)))
         cid = services.store.collection_id(collection)
         names = {d.id: d.file_name for d in services.store.documents(cid)}
-        for label, runtime, int8, threads in RUNTIMES:
-            retriever.reranker = CrossEncoderReranker(settings.cross_encoder, settings.cross_encoder_top_n,
-                                                      settings.cross_encoder_weight, cache_dir=settings.model_cache,
-                                                      runtime=runtime, int8=int8, threads=threads)
+        for label, kwargs in configs.items():
+            kwargs = {"top_n": settings.cross_encoder_top_n, "threads": 1, "sentences_per_unit": settings.cross_encoder_sentences,
+                      **kwargs}
+            retriever.reranker = CrossEncoderReranker(settings.cross_encoder, weight=settings.cross_encoder_weight,
+                                                      cache_dir=settings.model_cache, **kwargs)
             for ex in examples[:10]:
                 retriever.retrieve(ex.question, collection, 10)
             mrr, r1, ms = [], [], []
@@ -73,14 +85,17 @@ def main(argv: list[str] | None = None) -> None:
             print(*row, flush=True)
             rows.append(row)
     lines = [f"Machine: {machine()}. Command: `python -m bench.reranker_runtime --n {a.n}` (SQuAD dev and CoQA first turns, "
-             "seeded sample). The default retrieval with the packaged sentence reranker over the top 10; one client; "
-             "the cross-encoder stage's time.", "",
+             "seeded sample). The default retrieval with the packaged sentence reranker over the top 10 (2 sentences each) "
+             "unless the row says otherwise; one client; the cross-encoder stage's time. torch runs 1 thread, as "
+             "`mmrag serve` ran it; ONNX Runtime 2. Length batches: the pairs sorted by length and split where padding "
+             "would cost more than another run (`onnx_models.length_batches`); one padded batch: all pairs padded to "
+             "the longest.", "",
              "| set | runtime | MRR@10 | recall@1 | cross-encoder p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
     lines += [f"| {s} | {label} | {m:.4f} | {r:.3f} | {p50:.1f} | {p95:.1f} |" for s, label, m, r, p50, p95 in rows]
     text = "\n".join(lines)
     print(text)
     if a.out:
-        write_section(a.out, "reranker-runtime", "## The cross-encoder's runtime: torch, ONNX fp32, ONNX int8 (#22)\n\n" + text)
+        write_section(a.out, "reranker-runtime", "## The cross-encoder: runtime, batching, what it reads (#22)\n\n" + text)
 
 
 if __name__ == "__main__":

