@@ -50,11 +50,11 @@ def build(source_data: Path, source_collection: str, data: Path, units: int) -> 
     dst = LocalStore.from_settings(Settings(data_dir=data))
     cid = dst.collection_id(COLLECTION)
     if cid is not None:
-        return sum(d.units for d in dst.documents(cid))
+        return sum(d.n_units for d in dst.documents(cid))
     src = LocalStore.from_settings(Settings(data_dir=source_data))
     copy_collection(src, dst, source_collection, COLLECTION)
     cid = dst.collection_id(COLLECTION)
-    have = sum(d.units for d in dst.documents(cid))
+    have = sum(d.n_units for d in dst.documents(cid))
     rng, nprng = random.Random(5), np.random.default_rng(2)
     words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(30000)]
     cum = list(np.cumsum([1 / (i + 1) for i in range(len(words))]))  # Zipf-like

@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     from mmrag.settings import Settings
 
     s = Settings(data_dir=a.data_dir)
-    served = f"; cross-encoder ONNX {'int8' if s.cross_encoder_int8 else 'fp32'}, text model {s.text_runtime}"
+    served = (f"; cross-encoder ONNX {'int8' if s.cross_encoder_int8 else 'fp32'} reading {s.cross_encoder_sentences} "
+              f"sentence(s) a candidate, text model on {s.text_runtime}")
 
     if a.reads and a.reads.exists():
         tunes, tests = json.loads(a.reads.read_text())

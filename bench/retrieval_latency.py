@@ -4,10 +4,11 @@
     pip install -e .[bench]
     python -m bench.retrieval_latency [--sizes 10000,100000,1000000] [--squad ../shared/data/squad/squaddev_v1.1.json]
 
-The corpus: SQuAD's 2,067 real paragraphs (embedded for real with the packaged MiniLM) padded with
+The corpus: SQuAD's 2,067 real paragraphs (embedded for real with the query model) padded with
 generated paragraphs (random unit vectors) up to each size, so that both systems rank real
 questions against real passages among many distractors; MRR@10 is measured on 200 SQuAD questions.
-Queries are embedded with the same MiniLM for both. Each system runs in its own process per size,
+Queries are embedded with the same model for both: the default e5 on ONNX Runtime (``--text-model``
+picks another; runs before 2026-12-06 used MiniLM through torch). Each system runs in its own process per size,
 so memory is its own; 16 clients are 16 threads in that process.
 """
 
@@ -27,6 +28,16 @@ from pathlib import Path
 import numpy as np
 
 VOCAB_SEED = 5
+TEXT_MODEL = os.environ.get("MMRAG_BENCH_TEXT_MODEL", "packaged:multilingual-e5-small")
+
+
+def query_model():
+    """The text model both systems embed queries (and SQuAD's paragraphs) with, as mmrag serves it."""
+    from mmrag.embedding import get_text_embedder
+    from mmrag.embedding.factory import text_options
+    from mmrag.settings import Settings
+
+    return get_text_embedder(TEXT_MODEL, 64, **text_options(Settings()))
 N_QUERIES = 200
 
 
@@ -49,13 +60,12 @@ def corpus(n: int, squad: Path | None, cache: Path) -> tuple[list[str], np.ndarr
                     qs.append((qa["question"], len(texts)))
                 texts.append(para["context"])
         questions = random.Random(13).sample(qs, N_QUERIES)
-        vec_file = cache / "squad_vecs.npy"
+        vec_file = cache / f"squad_vecs-{TEXT_MODEL.replace(':', '_').replace('/', '_')}.npy"
         if vec_file.exists():
             real = np.load(vec_file)
         else:
-            from mmrag.embedding import get_text_embedder
 
-            real = get_text_embedder("packaged:all-MiniLM-L6-v2").embed(texts)
+            real = query_model().embed(texts)
             np.save(vec_file, real)
         vecs.append(real[: min(n, len(texts))])
         texts = texts[:n]
@@ -109,11 +119,10 @@ def run_ours(texts, vecs, questions, workdir: Path) -> dict:
     from app.retrieval import HybridRetriever
     from indexes.records import NewDocument, NewUnit
     from indexes.store import LocalStore
-    from mmrag.embedding import get_text_embedder
     from mmrag.settings import Settings
     from mmrag.units import Unit
 
-    text = get_text_embedder("packaged:all-MiniLM-L6-v2")
+    text = query_model()
     text.embed(["warm up"])
     base = rss_mb()
     t0 = time.perf_counter()
@@ -156,12 +165,11 @@ def run_langchain(texts, vecs, questions, workdir: Path, max_queries: int) -> di
     from langchain_community.vectorstores import FAISS
     from langchain_core.embeddings import Embeddings
 
-    from mmrag.embedding import get_text_embedder
 
-    model = get_text_embedder("packaged:all-MiniLM-L6-v2")
+    model = query_model()
     model.embed(["warm up"])
 
-    class MiniLM(Embeddings):
+    class MiniLM(Embeddings):  # whichever model mmrag's side uses
         def embed_documents(self, docs):
             return model.embed(docs).tolist()
 
@@ -194,9 +202,8 @@ def worker(args) -> None:
             out = run_ours(texts, vecs, questions, Path(tmp))
         else:
             out = run_langchain(texts, vecs, questions, Path(tmp), args.max_queries)
-    import torch
-
-    out["threads"] = torch.get_num_threads()  # the query embedder's intra-op threads (OMP_NUM_THREADS)
+    model = query_model()
+    out["threads"] = f"{TEXT_MODEL.split(':')[-1]}, {getattr(model, 'runtime', 'torch')}"  # what embedded the queries
     print("RESULT " + json.dumps(out))
 
 
@@ -252,17 +259,19 @@ def main() -> None:
              "(results accumulate in docs/bench-data/retrieval_latency.json, so a rerun of one size or system updates its rows).", "",
              "Per query: embed the question, recall 100 candidates from BM25 and from FAISS, compute every feature for every "
              "candidate, fuse (mmrag); LangChain: `EnsembleRetriever` (weights 0.5/0.5) over `BM25Retriever` and a FAISS "
-             "vector store, k=10 each, same MiniLM for queries (`mmrag serve` runs torch with 1 thread; set OMP_NUM_THREADS to match). Corpus: SQuAD's 2,067 real paragraphs padded with generated ones; "
-             "MRR@10 on sampled SQuAD questions (mmrag with its default fusion weights, which were tuned for the e5 default model, "
-             "so with MiniLM vectors its MRR here is a little below what MiniLM's own weights give). Memory: resident-set growth of the process for the indexes (mmrag: loaded from disk).",
-             "", "| units | system | torch threads | p50 ms | p95 ms | p99 ms | q/s (1 client) | q/s (16 clients) | MRR@10 | memory MB | build s | speed-up (p50) |",
+             "vector store, k=10 each, the same query model for both (the column; `MMRAG_BENCH_TEXT_MODEL` picks it). Corpus: SQuAD's 2,067 real paragraphs padded with generated ones; "
+             "MRR@10 on sampled SQuAD questions (mmrag with its default fusion weights, which were tuned for the e5 default model: "
+             "rows measured with MiniLM are a little below what MiniLM's own weights give). Memory: resident-set growth of the process for the indexes (mmrag: loaded from disk).",
+             "", "| units | system | query model | p50 ms | p95 ms | p99 ms | q/s (1 client) | q/s (16 clients) | MRR@10 | memory MB | build s | speed-up (p50) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, res in rows:
         ours = res.get("ours")
         for system, r in res.items():
             label = "mmrag" if system == "ours" else f"LangChain ({r.get('queries', N_QUERIES)} queries)"
             speed = "" if system == "ours" or not ours else f"mmrag {r['c1_p50'] / ours['c1_p50']:.1f}x faster"
-            lines.append(f"| {n:,} | {label} | {r.get('threads', 2)} | {r['c1_p50']:.1f} | {r['c1_p95']:.1f} | {r['c1_p99']:.1f} | {r['c1_qps']:.1f} | "
+            model = r.get("threads", 2)
+            model = f"all-MiniLM-L6-v2, torch {model} thread(s)" if isinstance(model, int) else model
+            lines.append(f"| {n:,} | {label} | {model} | {r['c1_p50']:.1f} | {r['c1_p95']:.1f} | {r['c1_p99']:.1f} | {r['c1_qps']:.1f} | "
                          f"{r['c16_qps']:.1f} | {r['mrr']:.3f} | {r['rss_mb']:.0f} | {r['build_s']:.0f} | {speed} |")
     staged = [(n, res["ours"]["stages_ms"]) for n, res in rows if "stages_ms" in res.get("ours", {})]
     if staged:

@@ -145,12 +145,15 @@ class OnnxCrossEncoder:
         self.length_batches = length_batches  # False: fixed batches padded to their longest pair (bench.reranker_runtime)
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32, **_) -> np.ndarray:
+        """Raw logits."""
         if not pairs:
             return np.zeros(0, np.float32)
         with self._tok_lock:
             enc = self.tok([q for q, _ in pairs], [t for _, t in pairs], truncation=True, max_length=self.max_length)
-        rows = [{k: enc[k][i] for k in enc} for i in range(len(pairs))]
-        out = np.zeros(len(pairs), np.float32)
+        return self._score([{k: enc[k][i] for k in enc} for i in range(len(pairs))], batch_size)
+
+    def _score(self, rows: list[dict[str, list[int]]], batch_size: int) -> np.ndarray:
+        out = np.zeros(len(rows), np.float32)
         lengths = [len(r["input_ids"]) for r in rows]
         batches = (onnx_models.length_batches(lengths, batch_size) if self.length_batches
                    else [list(range(i, min(i + batch_size, len(rows)))) for i in range(0, len(rows), batch_size)])

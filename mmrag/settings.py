@@ -95,13 +95,16 @@ class Settings(BaseSettings):
     cross_encoder_weight: float = Field(0.43, description="z(fused) + this x z(cross-encoder) over those candidates")
     cross_encoder_inputs: Literal["auto", "sentences", "passage"] = Field(
         "auto", description="what it reads of each candidate; auto: sentences for the packaged one, passage otherwise")
+    # 2: one sentence ranked as well at two thirds of the cost (bench.reranker_runtime), but the top source's score then
+    # separates answerable from unanswerable questions less well: the reader's abstention missed its 90% answer rate
+    # at a 70% no-answer rate (bench.reader: 0.888 / 0.713 with one sentence, 0.906 / 0.715 with two)
     cross_encoder_sentences: int = Field(2, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
     cross_encoder_runtime: Literal["onnx", "torch"] = Field(
         "onnx", description="onnx: exported once, served by ONNX Runtime (bench.reranker_runtime: same ranking, faster); torch")
-    # bench.reranker_runtime (docs/benchmarks.md): int8 with 2 threads reads the top 10 in 132 ms p50 against torch's 496 ms,
-    # MRR@10 -0.002 on SQuAD dev and CoQA; fp32 ONNX keeps the scores exactly but is barely faster than torch. Off until the
-    # reader's abstention, which weighs the reranker's raw score, is calibrated again on int8 scores (bench.reader)
-    cross_encoder_int8: bool = Field(False, description="int8 weights under ONNX Runtime (bench.reranker_runtime)")
+    # bench.reranker_runtime (docs/benchmarks.md): int8 with 2 threads and length-sorted batches reads the top 10 in ~65 ms
+    # p50 (fp32 ~110 ms, torch ~500 ms), MRR@10 within 0.004 of fp32 on SQuAD dev and CoQA; the reader's abstention, which
+    # weighs the reranker's raw score, is calibrated on these int8 scores (bench.reader)
+    cross_encoder_int8: bool = Field(True, description="int8 weights under ONNX Runtime (bench.reranker_runtime)")
     cross_encoder_threads: int = Field(2, ge=1, description="ONNX Runtime threads of the cross-encoder")
     faiss_flat_max: int = Field(20_000, description="exact search up to this many vectors, faiss_ann above")
     faiss_ann: Literal["hnsw", "ivf"] = Field("hnsw", description="the approximate index past faiss_flat_max (bench.vector_index)")
@@ -121,20 +124,20 @@ class Settings(BaseSettings):
     # reranker's score of that source tells a question about another corpus apart better than the
     # reader's own margin (no-answer rate 0.80 against 0.52 at the same answer rate); the threshold
     # answers 92% of answerable tune questions (0.914 on the held-out 500)
-    reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
-    reader_threshold: float = Field(-22.32, description="answer only when the reader's margin (best span over its own 'no "
+    reader_sources: int = Field(2, ge=1, le=10, description="the top sources the reader reads")
+    reader_threshold: float = Field(-16.74, description="answer only when the reader's margin (best span over its own 'no "
                                                      "answer' score) plus the weighted relevance reaches this")
-    reader_threshold_alone: float = Field(-5.46, description="the margin's own bar where the top source has no reranker "
+    reader_threshold_alone: float = Field(-4.13, description="the margin's own bar where the top source has no reranker "
                                                             "score (reranker off, Chinese text among the candidates)")
-    reader_relevance_weight: float = Field(4.0, ge=0, description="weight of the top source's reranker score in that "
+    reader_relevance_weight: float = Field(3.0, ge=0, description="weight of the top source's reranker score in that "
                                                                   "decision")
-    reader_relevance_center: float = Field(3.89, description="the reranker score counted as neutral (stands in when "
+    reader_relevance_center: float = Field(3.91, description="the reranker score counted as neutral (stands in when "
                                                             "there is none)")
-    reader_rank_penalty: float = Field(0.0, ge=0, description="span score given up per source rank (close calls go "
+    reader_rank_penalty: float = Field(4.0, ge=0, description="span score given up per source rank (close calls go "
                                                               "to the better-ranked source)")
     reader_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per reader call")
-    reader_int8: bool = Field(False, description="serve the reader quantised to int8 (about 2x faster; bench.reader "
-                                                 "reports what it costs in EM/F1)")
+    reader_int8: bool = Field(True, description="serve the reader quantised to int8 (about 2x faster; bench.reader "
+                                                "calibrates on it and reports fp32 beside it)")
     local_model: str = Field("qwen2.5-coder-1.5b", description="the local LLM (MMRAG_LLM_BACKEND=local, mmrag llm serve): "
                                                               "qwen2.5-coder-1.5b or smollm2-135m (tests only)")
     local_llm_port: int = Field(0, description="its port (0: a free one)")
