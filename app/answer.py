@@ -9,6 +9,7 @@ from pathlib import Path
 from app.generation.base import Answer, Generator, Source
 from app.retrieval import Filters, Hit, HybridRetriever
 from indexes.records import DocumentRecord
+from mmrag import onnx_models
 
 
 @dataclass
@@ -49,7 +50,8 @@ class QueryPipeline:
 
     def retrieve(self, query: str, collection: str, top_k: int, filters: Filters | None,
                  rerank: bool = True) -> tuple[list[Hit], list[Source], list[dict], dict]:
-        result = self.retriever.retrieve(query, collection, top_k, filters, cross_encoder=rerank)
+        with onnx_models.busy():  # its models run on one core each while other requests are computed
+            result = self.retriever.retrieve(query, collection, top_k, filters, cross_encoder=rerank)
         docs = {}
         citations, sources = [], []
         for n, hit in enumerate(result.hits, start=1):
@@ -60,7 +62,7 @@ class QueryPipeline:
             file_name = doc.file_name if doc else None
             label = source_label(hit, file_name or "?")
             text = u.text if u.type != "image" else "\n".join(x for x in (u.caption, u.meta.get("alt"), u.meta.get("ocr_text"), u.meta.get("nearby_text")) if x)
-            sources.append(Source(n, text, label, u.type, u.image_path, dict(hit.features)))
+            sources.append(Source(n, text, label, u.type, u.image_path, dict(hit.features), u.id))
             citations.append({
                 "number": n, "unit_id": u.id, "document_id": u.document_id, "file_name": file_name,
                 "page": u.page, "pages": u.meta.get("pages"), "type": u.type, "heading": u.heading, "bbox": u.bbox,
@@ -78,6 +80,7 @@ class QueryPipeline:
         answer = None
         if generate:
             t0 = time.perf_counter()
-            answer = self.generator.generate(query, sources, cancelled=cancelled)
+            with onnx_models.busy():
+                answer = self.generator.generate(query, sources, cancelled=cancelled)
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
         return QueryResult(query, collection, answer, citations, timings)

@@ -30,7 +30,7 @@ class Services:
     def generator(self):
         from app.generation.factory import make_generator
 
-        return make_generator(self.settings, self.text)
+        return make_generator(self.settings, self.text, self.store.sentence_vectors)
 
     @cached_property
     def reranker(self):

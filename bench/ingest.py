@@ -20,15 +20,16 @@ WORDS = ("river harbour lantern copper meadow falcon orchard glacier canyon basa
          "vessel beacon tariff summit granary bridge ferry mill spindle furnace compass").split()
 
 
-def make_long_pdf(path: Path, pages: int) -> Path:
-    """A report-like PDF: headings, paragraphs, a ruled table every 5 pages, a figure every 10."""
+def make_long_pdf(path: Path, pages: int, seed: int = 0) -> Path:
+    """A report-like PDF: headings, paragraphs, a ruled table every 5 pages, a figure every 10. Each
+    seed writes different text (identical files would measure ingestion's de-duplication instead)."""
     from PIL import Image, ImageDraw
     from reportlab.lib import colors
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.platypus import Image as RLImage
     from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
 
-    rng = random.Random(0)
+    rng = random.Random(seed)
     st = getSampleStyleSheet()
     story = []
     for p in range(pages):
@@ -231,7 +232,7 @@ def main() -> None:
     many = work / "many"
     many.mkdir()
     for i in range(20):
-        make_long_pdf(many / f"part{i:02d}.pdf", 10)
+        make_long_pdf(many / f"part{i:02d}.pdf", 10, seed=i + 1)
     runs = {}
     for label, path in ((f"one {args.pages}-page PDF", folder), ("20 PDFs of 10 pages", many)):
         for engine in ENGINES:

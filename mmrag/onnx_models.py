@@ -5,10 +5,12 @@ measurements (docs/benchmarks.md, "reader-runtime" and "reranker-runtime") chose
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -93,43 +95,60 @@ def _ort_session(model: Path, threads: int):
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = max(1, threads), 1
-    # idle pool threads sleep instead of spinning for the next parallel section: spinning took CPU from
-    # concurrent requests (bench.query_http, 16 clients: 10.5 q/s without it, 10.0 with; one client's
-    # p50 134 against 128 ms)
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
 
 
-class Session:
-    """An ONNX Runtime session that uses ``threads`` cores when it runs alone and one when other runs
-    of it are in flight.
+class _Load:
+    """How many requests are being computed in this process (``busy()`` around each), and how many
+    runs of each model: what decides whether a run may take several cores."""
 
-    Intra-op threads speed up one request on an idle machine, but under concurrent requests they
-    cost more CPU than they save (each parallel section's split, sync and spin), and those cores are
-    then busy with other requests anyway. So a second session of the same model with one thread
-    serves runs that start while another is running (bench.query_http, 16 clients: 10.5 q/s against
-    10.4 with every run on two threads)."""
+    def __init__(self) -> None:
+        self.requests = 0
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def busy(self):
+        with self.lock:
+            self.requests += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.requests -= 1
+
+
+LOAD = _Load()
+busy = LOAD.busy  # the query pipeline wraps each request in it
+
+
+class Session:
+    """An ONNX Runtime session that uses ``threads`` cores when its request is the only one being
+    computed, and one core otherwise.
+
+    Intra-op threads make one request on an idle machine faster, but under concurrent requests they
+    cost more CPU than they save (each parallel section's split and sync, and the pool's threads
+    spinning for work between runs), and the cores are busy with other requests anyway. So a second
+    session of the same model with one thread serves runs while other requests are in flight
+    (bench.query_http: 16 clients got 10.0 q/s with every run on two threads, 10.5 with pools that
+    sleep instead of spinning, which cost one client ~10 ms; this keeps one client's speed)."""
 
     def __init__(self, model: Path, threads: int) -> None:
-        import threading
-
         self._wide = _ort_session(model, threads)
         self._narrow = _ort_session(model, 1) if threads > 1 else None
-        self._busy = 0
-        self._lock = threading.Lock()
+        self._runs = 0
 
     def get_inputs(self):
         return self._wide.get_inputs()
 
     def run(self, outputs: list[str], feed: dict):
-        with self._lock:
-            alone = self._busy == 0
-            self._busy += 1
+        with LOAD.lock:
+            alone = self._runs == 0 and LOAD.requests <= 1
+            self._runs += 1
         try:
             return (self._wide if alone or self._narrow is None else self._narrow).run(outputs, feed)
         finally:
-            with self._lock:
-                self._busy -= 1
+            with LOAD.lock:
+                self._runs -= 1
 
 
 def session(folder: Path, int8: bool, threads: int) -> Session:

@@ -17,6 +17,7 @@ class Source:
     # the retriever's absolute features of this hit (cross_encoder, cosine, bm25): how relevant it
     # looked before anything read it, which the reader weighs when deciding to abstain
     features: dict = field(default_factory=dict)
+    unit_id: int | None = None  # the stored unit, whose sentence vectors an extractive answer reuses
 
 
 @dataclass

@@ -9,7 +9,9 @@ from mmrag.settings import Settings
 BACKENDS = ("reader", "extractive", "openai", "ollama", "local")
 
 
-def make_generator(settings: Settings, text: TextEmbedder) -> Generator:
+def make_generator(settings: Settings, text: TextEmbedder, stored_sentences=None) -> Generator:
+    """``stored_sentences``: the store's ``sentence_vectors`` (unit ids -> vectors), which the
+    extractive answer reuses instead of embedding those sentences again."""
     name = settings.llm_backend.lower()
     if name == "reader":
         from app.generation.extractive import ExtractiveGenerator
@@ -18,13 +20,13 @@ def make_generator(settings: Settings, text: TextEmbedder) -> Generator:
 
         reader = SpanReader(settings.reader_model, settings.model_cache, threads=settings.reader_threads,
                             int8=settings.reader_int8)
-        return ReaderGenerator(reader, ExtractiveGenerator(text), settings.reader_threshold, settings.reader_sources,
+        return ReaderGenerator(reader, ExtractiveGenerator(text, stored_sentences), settings.reader_threshold, settings.reader_sources,
                                settings.reader_rank_penalty, settings.reader_relevance_weight,
                                settings.reader_relevance_center, settings.reader_threshold_alone)
     if name == "extractive":
         from app.generation.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator(text)
+        return ExtractiveGenerator(text, stored_sentences)
     if name in ("openai", "ollama"):
         from app.generation.llm import make_http_backend
 

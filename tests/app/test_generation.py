@@ -16,6 +16,33 @@ def test_extractive_answer_cites_the_table_row_that_answers(text_embedder):
     assert answer.kind == "extractive" and "Twice a year" in answer.text and "[1]" in answer.text
 
 
+class _Counting:
+    """The real text model, counting what it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.embedded = inner, inner.name, inner.dim, []
+
+    def embed(self, texts, kind="passage"):
+        self.embedded += list(texts)
+        return self.inner.embed(texts, kind=kind)
+
+
+def test_extractive_answer_reuses_the_sentence_vectors_ingestion_stored(text_embedder):
+    from ingest.chunking import split_sentences
+
+    passage = ("The station opened in 1911. Trains to the coast leave every hour from platform two. "
+               "The clock tower was restored in 1998.")
+    sources = [Source(1, passage, "guide.pdf p.4", "text", unit_id=7), Source(2, TABLE, "guide.pdf p.1 (table)", "table")]
+    stored = {7: text_embedder.embed(split_sentences(passage), kind="passage")}  # as ingestion stores them
+    question = "How often do trains to the coast leave?"
+    counting = _Counting(text_embedder)
+    reused = ExtractiveGenerator(counting, lambda ids: {i: stored[i] for i in ids if i in stored}).generate(question, sources)
+    fresh = ExtractiveGenerator(text_embedder).generate(question, sources)
+    assert reused.text == fresh.text and "every hour" in reused.text and "[1]" in reused.text
+    assert not set(split_sentences(passage)) & set(counting.embedded)  # only the question and the table's rows
+    assert question in counting.embedded
+
+
 def test_extractive_answer_without_evidence_says_so(text_embedder):
     assert "No evidence" in ExtractiveGenerator(text_embedder).generate("anything?", []).text
 
