@@ -259,6 +259,11 @@ class Ingestor:
                 on_result(result, total)
             since_save += result.status == "ok"
 
+        def snapshot() -> None:
+            t_save = time.perf_counter()
+            self.store.flush(cid)
+            summary.timed("snapshot", time.perf_counter() - t_save)
+
         def flush_ready() -> None:
             nonlocal since_save
             if ready:
@@ -278,9 +283,7 @@ class Ingestor:
             # Snapshots only shorten the catch-up after a crash (SQLite already holds every commit),
             # and each rewrites whole index files: keep them few on big collections.
             if since_save >= self.settings.commit_every and time.monotonic() - last_save[0] >= self.settings.snapshot_interval_s:
-                t_save = time.perf_counter()
-                self.store.flush(cid)
-                summary.timed("snapshot", time.perf_counter() - t_save)
+                snapshot()
                 since_save = 0
                 last_save[0] = time.monotonic()
 
@@ -330,9 +333,7 @@ class Ingestor:
                 while pending:
                     drain_one()
                 flush_ready()
-                t_save = time.perf_counter()
-                self.store.flush(cid)
-                summary.timed("snapshot", time.perf_counter() - t_save)
+                snapshot()
         finally:
             for _item, _d, _s, fut in pending:
                 if fut is not None:

@@ -99,8 +99,8 @@ def _ort_session(model: Path, threads: int):
 
 
 class _Load:
-    """How many requests are being computed in this process (``busy()`` around each), and how many
-    runs of each model: what decides whether a run may take several cores."""
+    """How many requests are being computed in this process (``busy()`` around each): what decides,
+    with a session's own runs in flight, whether a run may take several cores."""
 
     def __init__(self) -> None:
         self.requests = 0

