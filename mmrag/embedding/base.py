@@ -11,7 +11,8 @@ class TextEmbedder(Protocol):
     dim: int
 
     def embed(self, texts: list[str], kind: str = "passage") -> np.ndarray:
-        """L2-normalised float32 matrix, one row per text. ``kind`` is 'query' or 'passage'."""
+        """L2-normalised float32 matrix, one row per text. ``kind`` is 'query', 'passage', or 'sentence'
+        (a sentence of a passage, embedded as a passage; an engine may run it at lower precision)."""
         ...
 
 

@@ -213,15 +213,28 @@ class OnnxE5Embedder:
 
     name = "packaged:multilingual-e5-small"
 
-    def __init__(self, cache_dir: Path | str = "data", int8: bool = False, threads: int = 2, batch_size: int = 64,
+    def __init__(self, cache_dir: Path | str = "data", int8: bool | str = False, threads: int = 2, batch_size: int = 64,
                  batch_tokens: int = 8192) -> None:
+        from mmrag.settings import int8_kinds
+
         self._file = E5File.read(weight_file())
         self.tok = E5Tokenizer(self._file)
         self.dim = self._file.hidden
         self.batch_size, self.batch_tokens = batch_size, batch_tokens
-        self.session = onnx_models.session(export(self._file, Path(cache_dir)), int8, threads)
-        self.runtime = f"onnx {'int8' if int8 else 'fp32'}"
-        self._lock = threading.Lock()  # the tokenizer; the session runs concurrently
+        self._folder, self._threads = export(self._file, Path(cache_dir)), threads
+        self.int8 = int8_kinds(int8)  # the kinds of text embedded with int8 weights; the rest fp32
+        self._sessions: dict[bool, onnx_models.Session] = {}
+        self.runtime = "onnx " + (f"int8 for {', '.join(sorted(self.int8))}" if self.int8 else "fp32")
+        self._lock = threading.Lock()  # the tokenizer and session creation; sessions run concurrently
+
+    def session(self, kind: str) -> onnx_models.Session:
+        """int8 or fp32 by ``kind``: a question's vector may be int8 while stored passages are fp32
+        (cosine 0.996 between the two; MRR@10 in docs/benchmarks.md, "The text model's runtime")."""
+        int8 = kind in self.int8
+        with self._lock:
+            if int8 not in self._sessions:
+                self._sessions[int8] = onnx_models.session(self._folder, int8, self._threads)
+            return self._sessions[int8]
 
     def _windows(self, texts: list[str], kind: str) -> tuple[list[list[int]], list[int], list[int]]:
         """Each text's token rows ([bos] window [eos], at most 512 tokens), the text each row belongs to
@@ -240,8 +253,10 @@ class OnnxE5Embedder:
         return rows, owner, weight
 
     def embed(self, texts: list[str], kind: str = "passage") -> np.ndarray:
+        """``kind``: 'query', 'passage' or 'sentence' (a passage's sentence: embedded as a passage)."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        session = self.session(kind)
         rows, owner, weight = self._windows(texts, kind)
         pooled = np.zeros((len(rows), self.dim), np.float32)
         word = self._file.tensors["emb.word"]
@@ -253,7 +268,7 @@ class OnnxE5Embedder:
             for r, i in enumerate(batch):
                 ids[r, : lengths[i]], mask[r, : lengths[i]] = rows[i], 1
             words = dequantize(word[ids]) * mask[..., None].astype(np.float32)
-            pooled[batch] = self.session.run(["pooled"], {"words": words, "mask": mask})[0]
+            pooled[batch] = session.run(["pooled"], {"words": words, "mask": mask})[0]
         out = np.zeros((len(texts), self.dim), np.float32)
         np.add.at(out, np.array(owner), pooled * np.array(weight, np.float32)[:, None])
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

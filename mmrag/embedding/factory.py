@@ -16,7 +16,7 @@ def text_options(settings) -> dict:
             "cache_dir": str(settings.model_cache)}
 
 
-def new_text_embedder(model: str, batch_size: int = 64, runtime: str = "onnx", int8: bool = False, threads: int = 2,
+def new_text_embedder(model: str, batch_size: int = 64, runtime: str = "onnx", int8: bool | str = False, threads: int = 2,
                       cache_dir: str = "data") -> TextEmbedder:
     """A text embedder of its own (not the process's shared one): ingestion in the server uses one, so
     that a query never waits behind an ingestion batch for the model's lock (measured: 38 s for a

@@ -40,6 +40,9 @@ def test_batch_ingests_good_files_and_fails_bad_ones_with_reasons(ingestor, corp
     # every image unit that PIL can read has an image vector; every unit with text has a text vector
     assert len(ci.vectors["image"]) == len(store.docs.unit_ids(cid, "image_vec")) > 5
     assert len(ci.vectors["text"]) == len(store.docs.unit_ids(cid, "text_vec"))
+    # the summary says where the time went, OCR (the scanned PDF) as a part of parsing
+    stages = summary.stages
+    assert 0 < stages["ocr"] < stages["parse"] and stages["text"] > 0 and "ocr" in summary.stage_line()
 
 
 def test_reingest_is_a_noop_and_a_changed_file_replaces_its_units(ingestor, fixtures, tmp_path):

