@@ -82,8 +82,9 @@ def _curved_or_slanted(obj, pdfium_c) -> bool:
 class RapidLayoutModel:
     name = "rapid-layout"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
         self._engine = None
+        self._threads = threads
         self._lock = threading.Lock()
 
     def _load(self):
@@ -95,7 +96,8 @@ class RapidLayoutModel:
             try:
                 from rapid_layout import ModelType, RapidLayout, RapidLayoutInput
 
-                self._engine = RapidLayout(RapidLayoutInput(model_type=ModelType.PP_LAYOUT_CDLA, conf_thresh=MIN_SCORE))
+                self._engine = RapidLayout(RapidLayoutInput(model_type=ModelType.PP_LAYOUT_CDLA, conf_thresh=MIN_SCORE,
+                                                              engine_cfg={"intra_op_num_threads": self._threads or -1}))
             finally:
                 logging.disable(previous)
         return self._engine
@@ -114,7 +116,7 @@ class RapidLayoutModel:
 
 
 @lru_cache(maxsize=2)
-def get_layout_model(name: str) -> RapidLayoutModel | None:
+def get_layout_model(name: str, threads: int = 0) -> RapidLayoutModel | None:
     if name in ("", "none"):
         return None
     if name == RapidLayoutModel.name:
@@ -123,5 +125,5 @@ def get_layout_model(name: str) -> RapidLayoutModel | None:
         except ImportError:
             log.warning("MMRAG_PDF_LAYOUT=rapid-layout but the rapid-layout package is missing: pip install rapid-layout")
             return None
-        return RapidLayoutModel()
+        return RapidLayoutModel(threads)
     raise ValueError(f"unknown layout model {name!r} (MMRAG_PDF_LAYOUT: rapid-layout or none)")

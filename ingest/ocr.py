@@ -36,11 +36,14 @@ class RapidOcrEngine:
     name = "rapidocr"
     max_side = 2400  # larger scans are downscaled: same text, about half the time
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0, det_side: int = 0) -> None:
         from rapidocr import RapidOCR
 
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # model-file chatter, "no text found" on photos
-        self._engine = RapidOCR()
+        params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads else {}
+        if det_side:  # the detector's input, not the line crops the recogniser reads
+            params.update({"Det.limit_type": "max", "Det.limit_side_len": det_side})
+        self._engine = RapidOCR(params=params)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         self._lock = threading.Lock()  # the ONNX sessions are not shared across threads safely
 
@@ -93,11 +96,11 @@ class TesseractEngine:
 
 
 @lru_cache(maxsize=4)
-def get_ocr_engine(name: str) -> OcrEngine | None:
+def get_ocr_engine(name: str, threads: int = 0, det_side: int = 0) -> OcrEngine | None:
     if name == "none":
         return None
     if name == "rapidocr":
-        return RapidOcrEngine()
+        return RapidOcrEngine(threads, det_side)
     if name == "tesseract":
         return TesseractEngine()
     raise ValueError(f"unknown OCR engine {name!r}: use rapidocr, tesseract or none")

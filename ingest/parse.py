@@ -77,7 +77,7 @@ class DirectoryImageSink:
 def parse_blocks(data: bytes, name: str, settings: Settings, assets: AssetFolder | None = None) -> tuple[str, list[Block]]:
     check_size(data, settings)
     fmt = detect_format(data, name)
-    ocr = get_ocr_engine(settings.ocr_engine) if fmt in ("pdf", "image") else None
+    ocr = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side) if fmt in ("pdf", "image") else None
     try:
         return fmt, _parse_as(fmt, data, settings, assets, ocr)
     except CorruptDocument:

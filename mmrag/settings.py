@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     table_max_tokens: int = Field(400, ge=32, description="split tables above this, header repeated")
     ocr_engine: str = Field("rapidocr", description="rapidocr | tesseract | none")
     ocr_dpi: int = 200
+    ocr_det_side: int = Field(0, ge=0, description="longest side, in pixels, of the page image the OCR text detector "
+                                                   "reads (0: as rendered); smaller is faster, small print may be lost")
+    parse_threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads of each parse worker's models (OCR, "
+                                                           "layout, tables); 0: as many as cores (on 2 cores one worker "
+                                                           "with 2 threads OCRs faster than 2 workers with one each)")
     pdf_layout: str = Field("rapid-layout", description="layout model for PDF pages that draw graphics (vector charts "
                                                         "become image units): rapid-layout or none")
     scan_layout: bool = Field(False, description="run the layout model on scanned PDF pages too: their figures and charts "

@@ -66,17 +66,21 @@ async function loadCollections(select) {
   await loadDocuments();
 }
 
+let documentsLoad = 0; // uploads finishing together each reload the list: only the newest load may draw it
+
 async function loadDocuments() {
   const list = $("#documents");
-  list.replaceChildren();
+  const load = ++documentsLoad;
   $("#units").hidden = true;
-  if (!state.collection) return;
+  if (!state.collection) { list.replaceChildren(); return; }
   let docs = [];
   try {
     docs = (await api(`/collections/${encodeURIComponent(state.collection)}/documents`)).documents;
   } catch (err) {
     if (!String(err.message).includes("HTTP 404")) throw err; // a new, still empty collection
   }
+  if (load !== documentsLoad) return; // a later load has started; it draws the list
+  list.replaceChildren();
   for (const d of docs) {
     list.append(el("li", { "data-document": d.id },
       el("span", { class: "name" }, d.file_name),
@@ -146,7 +150,8 @@ function finish(row, outcome, why) {
   setStatus(row, outcome);
   row.querySelector("progress")?.remove();
   if (why) row.append(el("span", { class: outcome === "failed" ? "reason" : "status" }, why));
-  if (outcome === "done") loadDocuments().catch((err) => showError(err.message));
+  // a failed file is listed too, with its reason: refresh on either outcome
+  loadDocuments().catch((err) => showError(err.message));
 }
 
 function poll(row, jobId) {

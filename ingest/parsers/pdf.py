@@ -57,7 +57,7 @@ def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Bl
         plumber = _LazyPlumber(data)
         blocks: list[Block] = []
         try:
-            layout = get_layout_model(settings.pdf_layout)
+            layout = get_layout_model(settings.pdf_layout, settings.parse_threads)
             table_model = get_table_model(settings)
             for index in range(n_pages):
                 blocks.extend(_parse_page(doc, index, plumber, settings, ocr, layout, table_model))

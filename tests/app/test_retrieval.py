@@ -32,10 +32,12 @@ def test_sentence_feature_is_the_best_sentence_by_cosine_plus_weighted_coverage(
     for i, uid in enumerate(cands.ids):
         sentences = maxsim_texts(units[int(uid)].text)
         assert len(sentences) == 3
-        cos = text_embedder.embed(sentences, kind="passage") @ q
+        cos = text_embedder.embed(sentences, kind="sentence") @ q  # as ingestion embedded them (int8 by default)
         cov = np.array([sum(weights.get(t, 0.0) for t in set(bm25.tokenizer(s))) for s in sentences]) / sum(weights.values())
         assert present[i]
-        assert abs(vals[i] - np.max(cos + settings.sentence_coverage_weight * cov)) < 1e-3  # batching moves the 4-bit model by ~1e-5
+        # int8 sentence vectors (the default) scale activations per batch, so a sentence's vector moves with the
+        # texts it was embedded beside (~3e-3 in cosine here); fp32 batching moved the 4-bit model by ~1e-5
+        assert abs(vals[i] - np.max(cos + settings.sentence_coverage_weight * cov)) < 6e-3
 
     by_name = {units[int(u)].document_id: i for i, u in enumerate(cands.ids)}
     docs = {d.file_name: d.id for d in ingestor.store.documents(ingestor.store.collection_id("c"))}

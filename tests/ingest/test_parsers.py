@@ -37,11 +37,18 @@ def test_pdf_text_table_image_with_provenance(fixtures, settings, tmp_path):
         assert im.size[0] >= 100  # the embedded picture, decoded
 
 
-def test_scanned_pdf_is_ocrd(fixtures, settings, tmp_path):
+@pytest.mark.parametrize("speed", [{}, {"ocr_det_side": 960, "parse_threads": 1}], ids=["defaults", "small-detector"])
+def test_scanned_pdf_is_ocrd(fixtures, settings, tmp_path, speed):
+    """Also with the detector reading a downscaled page on one thread (MMRAG_OCR_DET_SIDE, MMRAG_PARSE_THREADS)."""
+    from ingest.ocr import get_ocr_engine
+
+    settings = settings.model_copy(update=speed)
     doc = parse(fixtures, "scan_pdf", settings, tmp_path)
     text = " ".join(u.text for u in doc.units)
     assert OCR_WORDS in text
     assert "northern cape" in text
+    engine = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side)
+    assert engine._engine.cfg.Det.limit_side_len == (960 if speed else 736)  # the setting reached the detector
 
 
 def test_docx_headings_table_image_alt_and_caption(fixtures, settings, tmp_path):

@@ -1,0 +1,89 @@
+"""OCR cost on scanned pages: seconds per page by step (text detection, angle classification,
+recognition) for the detector's input size and the threads it runs on, and how many of the words
+read at full size each setting still reads.
+
+Pages are rendered as ingestion renders scans (grayscale at ``MMRAG_OCR_DPI``, longest side at most
+2400 px) and read by rapidocr with the settings ``MMRAG_PARSE_THREADS`` and ``MMRAG_OCR_DET_SIDE``
+set; the first setting is the reference for word recall.
+
+    python -m bench.ocr_speed --pages ../shared/data/mmlongbench-dev/passages/dev015.pdf:3,20 \\
+        --pages .../dev025.pdf:5,30 --pages .../dev030.pdf:4,40 --pages .../dev003.pdf:10
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import machine, write_section
+
+# (label, threads (0: one per core), detector side (0: as rendered)); the first is the reference
+SETTINGS = [("as rendered, threads per core (default)", 0, 0), ("as rendered, 1 thread", 1, 0),
+            ("detector side 1920, 1 thread", 1, 1920), ("detector side 1600, 1 thread", 1, 1600),
+            ("detector side 1280, 1 thread", 1, 1280), ("detector side 1280, threads per core", 0, 1280)]
+
+
+def render(specs: list[str], dpi: int) -> list:
+    import pypdfium2 as pdfium
+
+    from ingest.ocr import RapidOcrEngine
+
+    images = []
+    for spec in specs:
+        path, pages = spec.rsplit(":", 1)
+        doc = pdfium.PdfDocument(path)
+        for i in (int(p) for p in pages.split(",")):
+            pil = doc[i].render(scale=dpi / 72, grayscale=True).to_pil().convert("RGB")
+            scale = min(1.0, RapidOcrEngine.max_side / max(pil.size))  # as the engine's read() does
+            if scale < 1.0:
+                pil = pil.resize((int(pil.width * scale), int(pil.height * scale)))
+            images.append(np.asarray(pil))
+    return images
+
+
+def measure(images: list, threads: int, det_side: int) -> tuple[float, np.ndarray, list[set[str]]]:
+    from ingest.ocr import RapidOcrEngine
+
+    engine = RapidOcrEngine(threads, det_side)._engine  # the raw result carries per-step seconds
+    engine(images[0])  # warm-up
+    steps, words = np.zeros(3), []
+    t0 = time.perf_counter()
+    for im in images:
+        out = engine(im)
+        steps += [float(v or 0) for v in (list(out.elapse_list or []) + [0, 0, 0])[:3]]
+        words.append({w.lower() for line in out.txts or () for w in line.split()})
+    return (time.perf_counter() - t0) / len(images), steps / len(images), words
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", action="append", required=True, help="PDF:0-based page numbers, comma-separated (repeatable)")
+    ap.add_argument("--dpi", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    a = ap.parse_args()
+    images = render(a.pages, a.dpi)
+    rows, reference = [], None
+    for label, threads, side in SETTINGS:
+        per_page, steps, words = measure(images, threads, side)
+        reference = reference or words
+        recall = float(np.mean([len(r & w) / max(1, len(r)) for r, w in zip(reference, words)]))
+        rows.append((label, per_page, steps, recall, sum(map(len, words))))
+        print(label, f"{per_page:.2f} s/page", np.round(steps, 2), f"recall {recall:.3f}", flush=True)
+    sizes = sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images})
+    lines = ["## OCR cost on scanned pages (#22)", "",
+             f"Machine: {machine()}. Command: `python -m bench.ocr_speed " + " ".join(f"--pages {p}" for p in a.pages)
+             + f"`. {len(images)} scanned pages rendered at {a.dpi} dpi ({', '.join(sizes)} px), read by rapidocr "
+             "(PP-OCRv6 small detector and recogniser, from its wheel); seconds per page, the steps as rapidocr times "
+             "them; word recall: the share of the distinct words read by the first setting that each one reads too.", "",
+             "| setting | s/page | detection | angle | recognition | word recall | words |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {label} | {pp:.2f} | {st[0]:.2f} | {st[1]:.2f} | {st[2]:.2f} | {rc:.3f} | {n} |"
+              for label, pp, st, rc, n in rows]
+    write_section(a.out, "ocr-speed", "\n".join(lines))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
