@@ -7,6 +7,7 @@ import math
 import os
 import re
 import string
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -30,13 +31,45 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+# Chinese, Japanese and Korean characters: text without spaces between words
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+def has_cjk(text: str) -> bool:
+    return not text.isascii() and _CJK_CHAR.search(text) is not None
+
+
+def answer_tokens(text: str) -> list[str]:
+    """What EM and F1 compare: SQuAD's normalised words; where the text has CJK characters, each of them
+    is a token and the Latin or digit runs between them are words, with all punctuation (full-width
+    included) dropped, as DRCD's and CMRC's own scripts score Chinese answers. Splitting Chinese on
+    spaces would make a whole answer one token, so any near miss would score F1 0."""
+    if not has_cjk(text):
+        return normalize_answer(text).split()
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text.lower())
+    tokens: list[str] = []
+    for part in text.split():
+        start = 0
+        for m in _CJK_CHAR.finditer(part):
+            tokens += [part[start:m.start()]] if m.start() > start else []
+            tokens.append(m.group())
+            start = m.end()
+        tokens += [part[start:]] if start < len(part) else []
+    return tokens
+
+
+def length_in_words(text: str) -> int:
+    """Words, for the reports' length buckets; in CJK text each character counts as one."""
+    return len(answer_tokens(text)) if has_cjk(text) else len(text.split())
+
+
 def exact_match(prediction: str, references: list[str]) -> float:
-    return float(any(normalize_answer(prediction) == normalize_answer(r) for r in references)) if references else 0.0
+    return float(any(answer_tokens(prediction) == answer_tokens(r) for r in references)) if references else 0.0
 
 
 def token_f1(prediction: str, references: list[str]) -> float:
     def f1(pred: str, ref: str) -> float:
-        p, r = normalize_answer(pred).split(), normalize_answer(ref).split()
+        p, r = answer_tokens(pred), answer_tokens(ref)
         common = sum((Counter(p) & Counter(r)).values())
         if common == 0:
             return 0.0
@@ -52,13 +85,19 @@ def corpus_bleu(predictions: list[str], references: list[list[str]]) -> float:
 
     n_refs = max((len(r) for r in references), default=1) or 1
     streams = [[(refs[i] if i < len(refs) else "") for refs in references] for i in range(n_refs)]
-    return float(sacrebleu.corpus_bleu(predictions, streams).score)
+    return float(sacrebleu.corpus_bleu(predictions, streams, tokenize=_bleu_tokenizer(references)).score)
 
 
 def sentence_bleu(prediction: str, references: list[str]) -> float:
     import sacrebleu
 
-    return float(sacrebleu.sentence_bleu(prediction, references or [""]).score)
+    return float(sacrebleu.sentence_bleu(prediction, references or [""], tokenize=_bleu_tokenizer([references])).score)
+
+
+def _bleu_tokenizer(references: list[list[str]]) -> str:
+    """sacrebleu's 'zh' tokenizer (each CJK character a token) where the references are Chinese, as
+    sacrebleu itself advises; its default '13a' splits on spaces, which Chinese does not have."""
+    return "zh" if any(has_cjk(r) for refs in references for r in refs) else "13a"
 
 
 def ensure_wordnet() -> None:
@@ -77,14 +116,16 @@ def ensure_wordnet() -> None:
 
 
 def meteor(prediction: str, references: list[str]) -> float:
-    """NLTK's meteor_score on whitespace tokens (lowercased), as in its documentation."""
+    """NLTK's meteor_score on whitespace tokens (lowercased), as in its documentation; Chinese on the
+    tokens EM and F1 use (characters), where only its exact-match stage applies (WordNet is English)."""
     from nltk.translate.meteor_score import meteor_score
 
     ensure_wordnet()
-    refs = [r.lower().split() for r in references if r.strip()]
+    split = answer_tokens if any(has_cjk(r) for r in references) else (lambda t: t.lower().split())
+    refs = [split(r) for r in references if r.strip()]
     if not refs:
         return 0.0
-    return float(meteor_score(refs, prediction.lower().split()))
+    return float(meteor_score(refs, split(prediction)))
 
 
 # -- retrieval -----------------------------------------------------------------------------

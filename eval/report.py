@@ -6,7 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
-from eval.metrics import doc_ranking
+from eval.metrics import doc_ranking, length_in_words
 from eval.run import RETRIEVAL_KEYS, Prediction
 
 
@@ -79,7 +79,7 @@ def _plots(out: Path, results) -> list[str]:
         ax.legend()
 
     def by_length(ax) -> None:
-        buckets = _length_buckets(main_preds, lambda p: len(p.question.split()))
+        buckets = _length_buckets(main_preds, lambda p: length_in_words(p.question))
         ax.bar([b[0] for b in buckets], [b[2].get("mrr@10", 0) for b in buckets])
         ax.set(xlabel="question length (words)", ylabel="MRR@10", title="MRR@10 by question length", ylim=(0, 1))
 
@@ -151,8 +151,8 @@ def _markdown(out: Path, name: str, summary: dict, results, plots: list[str], co
     for stage, s in summary["latency_ms"].items():
         if s:
             lines.append(f"| {stage.removesuffix('_ms')} | {s['mean']} | {s['p50']} | {s['p95']} | {s['p99']} |")
-    for title, length in (("question length (words)", lambda p: len(p.question.split())),
-                          ("reference answer length (words)", lambda p: len((p.references or [""])[0].split()))):
+    for title, length in (("question length (words; CJK characters)", lambda p: length_in_words(p.question)),
+                          ("reference answer length (words; CJK characters)", lambda p: length_in_words((p.references or [""])[0]))):
         lines += ["", f"## By {title}", "", "| bucket | questions | metrics |", "|---|---|---|"]
         for label, n, vals in _length_buckets(main_preds, length):
             lines.append(f"| {label} | {n} | " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items()) + " |")

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from eval.datasets import Dataset, Example
-from eval.metrics import corpus_bleu, doc_ranking, exact_match, meteor, retrieval_scores, sentence_bleu, token_f1
+from eval.metrics import corpus_bleu, doc_ranking, exact_match, length_in_words, meteor, retrieval_scores, sentence_bleu, token_f1
 
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 ALL = ("bm25", "dense", "image")
@@ -200,8 +200,8 @@ def answers_by_length(answered: list[Prediction]) -> dict:
         return next(name for lo, hi, name in buckets if lo <= n <= hi)
 
     out = {}
-    for axis, words, buckets in (("question", lambda p: len(p.question.split()), QUESTION_BUCKETS),
-                                 ("answer", lambda p: len(p.references[0].split()), ANSWER_BUCKETS)):
+    for axis, words, buckets in (("question", lambda p: length_in_words(p.question), QUESTION_BUCKETS),
+                                 ("answer", lambda p: length_in_words(p.references[0]), ANSWER_BUCKETS)):
         groups: dict[str, list[Prediction]] = {}
         for p in answered:
             groups.setdefault(bucket(words(p), buckets), []).append(p)

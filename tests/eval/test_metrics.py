@@ -64,6 +64,16 @@ def test_exact_match_and_f1_by_hand():
     assert metrics.token_f1("the tall tower in paris", ["eiffel tower paris"]) == pytest.approx(2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3))
 
 
+def test_chinese_answers_are_scored_by_character():
+    """DRCD-style: a near miss in Chinese earns partial F1 (split on spaces it would be one token, F1 0)."""
+    assert metrics.answer_tokens("1898年，北京 University!") == ["1898", "年", "北", "京", "university"]
+    assert metrics.exact_match("「北京大學」。", ["北京大學"]) == 1.0
+    assert metrics.token_f1("北京大學", ["北京"]) == pytest.approx(2 * (2 / 4) * 1.0 / (2 / 4 + 1.0))
+    assert metrics.token_f1("上海", ["北京"]) == 0.0
+    assert metrics.sentence_bleu("北京大學在北京", ["北京大學在北京"]) == pytest.approx(100.0)
+    assert metrics.answer_tokens("The Eiffel Tower!") == ["eiffel", "tower"]  # English as SQuAD scores it
+
+
 def test_retrieval_metrics_by_hand():
     ranking = ["a", "b", "c", "d"]
     assert metrics.recall_at(ranking, {"c", "x"}, 5) == 0.5
