@@ -11,6 +11,8 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from indexes.tokenize import has_wordless_script, wordless_chars
+
 WORDNET_HELP = (
     "METEOR needs NLTK's WordNet data. Offline on Debian: apt-get install wordnet-base wordnet-sense-index, "
     "then `python -m eval.wordnet` copies it into ./nltk_data (set NLTK_DATA to that folder). "
@@ -31,26 +33,18 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
-# Chinese, Japanese and Korean characters: text without spaces between words
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-
-
-def has_cjk(text: str) -> bool:
-    return not text.isascii() and _CJK_CHAR.search(text) is not None
-
-
 def answer_tokens(text: str) -> list[str]:
     """What EM and F1 compare: SQuAD's normalised words; where the text has CJK characters, each of them
     is a token and the Latin or digit runs between them are words, with all punctuation (full-width
     included) dropped, as DRCD's and CMRC's own scripts score Chinese answers. Splitting Chinese on
     spaces would make a whole answer one token, so any near miss would score F1 0."""
-    if not has_cjk(text):
+    if not has_wordless_script(text):
         return normalize_answer(text).split()
     text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text.lower())
     tokens: list[str] = []
     for part in text.split():
         start = 0
-        for m in _CJK_CHAR.finditer(part):
+        for m in wordless_chars(part):
             tokens += [part[start:m.start()]] if m.start() > start else []
             tokens.append(m.group())
             start = m.end()
@@ -60,7 +54,7 @@ def answer_tokens(text: str) -> list[str]:
 
 def length_in_words(text: str) -> int:
     """Words, for the reports' length buckets; in CJK text each character counts as one."""
-    return len(answer_tokens(text)) if has_cjk(text) else len(text.split())
+    return len(answer_tokens(text)) if has_wordless_script(text) else len(text.split())
 
 
 def exact_match(prediction: str, references: list[str]) -> float:
@@ -97,7 +91,7 @@ def sentence_bleu(prediction: str, references: list[str]) -> float:
 def _bleu_tokenizer(references: list[list[str]]) -> str:
     """sacrebleu's 'zh' tokenizer (each CJK character a token) where the references are Chinese, as
     sacrebleu itself advises; its default '13a' splits on spaces, which Chinese does not have."""
-    return "zh" if any(has_cjk(r) for refs in references for r in refs) else "13a"
+    return "zh" if any(has_wordless_script(r) for refs in references for r in refs) else "13a"
 
 
 def ensure_wordnet() -> None:
@@ -121,7 +115,7 @@ def meteor(prediction: str, references: list[str]) -> float:
     from nltk.translate.meteor_score import meteor_score
 
     ensure_wordnet()
-    split = answer_tokens if any(has_cjk(r) for r in references) else (lambda t: t.lower().split())
+    split = answer_tokens if any(has_wordless_script(r) for r in references) else (lambda t: t.lower().split())
     refs = [split(r) for r in references if r.strip()]
     if not refs:
         return 0.0

@@ -51,6 +51,20 @@ def has_cjk(text: str) -> bool:
     return not text.isascii() and _CJK_RUN.search(text) is not None
 
 
+# Scripts written without spaces between words: Japanese kana, CJK ideographs (compatibility ones
+# too), Korean syllables. What the English-only reader cannot read, and what answer scoring splits by
+# character; jieba (``has_cjk``) handles the Chinese runs alone.
+_WORDLESS = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+def wordless_chars(text: str) -> list[re.Match]:
+    return list(_WORDLESS.finditer(text)) if not text.isascii() else []
+
+
+def has_wordless_script(text: str) -> bool:
+    return not text.isascii() and _WORDLESS.search(text) is not None
+
+
 def tokenize(text: str) -> list[str]:
     text = text.lower()
     if not has_cjk(text):

@@ -11,15 +11,14 @@ get the extractive sentences instead.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from app.generation.base import Answer, Generator, Source
+from indexes.tokenize import has_wordless_script
 from ingest.chunking import sentence_bounds
 from mmrag.reader import SpanReader
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 NO_ANSWER = "The documents do not say."
 
 
@@ -89,7 +88,7 @@ class ReaderGenerator:
         return margin + self.relevance_weight * (relevance - self.relevance_center) - self.threshold
     def generate(self, question: str, sources: list[Source], cancelled=None) -> Answer:
         readable = [s for s in sources[:self.sources_read] if s.text.strip()]
-        if not readable or _CJK.search(question):
+        if not readable or has_wordless_script(question):
             answer = self.fallback.generate(question, sources, cancelled)
             return answer
         texts = [reading_text(s) for s in readable]
