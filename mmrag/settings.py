@@ -130,24 +130,40 @@ class Settings(BaseSettings):
     llm_backend: str = Field("reader", description="reader (the packaged answer-span reader, no LLM) | extractive "
                                                    "(two best sentences) | openai | ollama | local (mmrag starts "
                                                    "llama.cpp's server itself: pip install -e '.[llm]')")
-    reader_model: str = Field("packaged:reader-minilm", description="the extractive reader: the packaged one or a hub "
-                                                                    "SQuAD model (deepset/minilm-uncased-squad2)")
-    # bench.reader chose these on SQuAD dev questions outside docs/eval's 500 and unanswerable questions
-    # (docs/benchmarks.md "reader"): reading two or three sources never beat reading the top one; the
-    # reranker's score of that source tells a question about another corpus apart better than the
-    # reader's own margin (no-answer rate 0.80 against 0.52 at the same answer rate); the threshold
-    # answers 92% of answerable tune questions (0.914 on the held-out 500)
-    reader_sources: int = Field(2, ge=1, le=10, description="the top sources the reader reads")
-    reader_threshold: float = Field(-16.74, description="answer only when the reader's margin (best span over its own 'no "
+    # packaged:reader-e5 (multilingual e5-small under a span head, bench.train_reader_e5) reads English better than
+    # packaged:reader-minilm (bench.reader, one run: EM/F1 0.420/0.562 against 0.396/0.510 on docs/eval's 500 SQuAD
+    # questions through retrieval, at the same cost) and reads Chinese, which MiniLM's vocabulary cannot
+    reader_model: str = Field("packaged:reader-e5", description="the extractive reader: packaged:reader-e5 (multilingual), "
+                                                                "packaged:reader-minilm (English), or a hub SQuAD model "
+                                                                "(deepset/minilm-uncased-squad2)")
+    # bench.reader chose these for reader-e5 on SQuAD dev questions outside docs/eval's 500 and unanswerable questions
+    # (docs/benchmarks.md "reader-e5"): reading more sources than the top one did not raise F1; the reranker's score
+    # of that source tells a question about another corpus apart better than the reader's own margin (no-answer
+    # rate 0.80 against 0.52 at the same answer rate); the threshold answers 92% of answerable tune questions (0.930
+    # on the held-out 500). packaged:reader-minilm's own values are in the "reader" section.
+    reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
+    reader_threshold: float = Field(-22.23, description="answer only when the reader's margin (best span over its own 'no "
                                                      "answer' score) plus the weighted relevance reaches this")
-    reader_threshold_alone: float = Field(-4.13, description="the margin's own bar where the top source has no reranker "
+    reader_threshold_alone: float = Field(-5.03, description="the margin's own bar where the top source has no reranker "
                                                             "score (reranker off, Chinese text among the candidates)")
-    reader_relevance_weight: float = Field(3.0, ge=0, description="weight of the top source's reranker score in that "
+    reader_relevance_weight: float = Field(4.0, ge=0, description="weight of the top source's reranker score in that "
                                                                   "decision")
-    reader_relevance_center: float = Field(3.91, description="the reranker score counted as neutral (stands in when "
+    reader_relevance_center: float = Field(3.96, description="the reranker score counted as neutral (stands in when "
                                                             "there is none)")
-    reader_rank_penalty: float = Field(4.0, ge=0, description="span score given up per source rank (close calls go "
+    reader_rank_penalty: float = Field(0.0, ge=0, description="span score given up per source rank (close calls go "
                                                               "to the better-ranked source)")
+    # Chinese and Japanese questions: the multilingual reader (the default reader itself, or, beside an English one,
+    # loaded on the first such question), judged by its margin alone (the English cross-encoder does not score
+    # Chinese candidates) against a bar bench.reader_zh calibrated on DRCD test-half questions outside docs/eval's 500
+    reader_multilingual: bool = Field(True, description="with an English reader: read questions or sources in Chinese, "
+                                                        "Japanese or Korean with packaged:reader-e5; false: answer them "
+                                                        "with the extractive sentences")
+    # bench.reader_zh: two sources with a rank penalty of 2 read Chinese best (F1 0.721 against 0.709 for the top one)
+    reader_multilingual_sources: int = Field(2, ge=1, le=10, description="the top sources read for Chinese, Japanese and "
+                                                                         "Korean questions")
+    reader_multilingual_rank_penalty: float = Field(2.0, ge=0, description="their span score given up per source rank")
+    reader_multilingual_threshold: float = Field(-1.37, description="the bar on the multilingual reader's margin for "
+                                                                    "Chinese, Japanese and Korean questions")
     reader_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per reader call")
     reader_int8: bool = Field(True, description="serve the reader quantised to int8 (about 2x faster; bench.reader "
                                                 "calibrates on it and reports fp32 beside it)")

@@ -16,13 +16,31 @@ def make_generator(settings: Settings, text: TextEmbedder, stored_sentences=None
     if name == "reader":
         from app.generation.extractive import ExtractiveGenerator
         from app.generation.reader import ReaderGenerator
-        from mmrag.reader import SpanReader
+        from mmrag.reader_e5 import BUILTIN as MULTILINGUAL
+        from mmrag.reader_e5 import open_reader
 
-        reader = SpanReader(settings.reader_model, settings.model_cache, threads=settings.reader_threads,
-                            int8=settings.reader_int8)
-        return ReaderGenerator(reader, ExtractiveGenerator(text, stored_sentences), settings.reader_threshold, settings.reader_sources,
-                               settings.reader_rank_penalty, settings.reader_relevance_weight,
-                               settings.reader_relevance_center, settings.reader_threshold_alone)
+        reader = open_reader(settings.reader_model, settings.model_cache, settings.reader_threads, settings.reader_int8)
+        generator = ReaderGenerator(reader, ExtractiveGenerator(text, stored_sentences), settings.reader_threshold,
+                                    settings.reader_sources, settings.reader_rank_penalty, settings.reader_relevance_weight,
+                                    settings.reader_relevance_center, settings.reader_threshold_alone)
+        generator.wordless = (settings.reader_multilingual_sources, settings.reader_multilingual_rank_penalty,
+                              settings.reader_multilingual_threshold)
+        if settings.reader_multilingual and settings.reader_model != MULTILINGUAL:
+            import threading
+
+            from mmrag.reader_e5 import E5SpanReader
+
+            lock, held = threading.Lock(), []
+
+            def load() -> E5SpanReader:  # on the first Chinese question: English-only services never hold it
+                with lock:
+                    if not held:
+                        held.append(E5SpanReader(settings.model_cache, threads=settings.reader_threads,
+                                                 int8=settings.reader_int8))
+                    return held[0]
+
+            generator.multilingual = load
+        return generator
     if name == "extractive":
         from app.generation.extractive import ExtractiveGenerator
 

@@ -5,19 +5,21 @@ read row by row, each cell spelled out with its column header, and answered with
 row and column, the span kept inside one cell. When no source holds an answer (the reader's margin
 over its own "no answer" score, weighed with the reranker's score of the top source, does not clear
 the calibrated bar: ``ReaderGenerator.confidence``) the answer says so, as ``kind: no_answer``, and
-still cites the closest evidence. Questions the English reader cannot read (Chinese, Japanese, Korean)
-get the extractive sentences instead.
+still cites the closest evidence. Questions or sources in scripts written without spaces (Chinese,
+Japanese) go to the multilingual reader (``mmrag.reader_e5``) where one is set, else to the
+extractive sentences: the English reader's vocabulary cannot read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.generation.base import Answer, Generator, Source
 from indexes.tokenize import has_wordless_script
 from ingest.chunking import sentence_bounds
 from mmrag.reader import SpanReader
+from mmrag.reader_e5 import BUILTIN as MULTILINGUAL
 
 NO_ANSWER = "The documents do not say."
 
@@ -74,6 +76,11 @@ class ReaderGenerator:
         self.threshold, self.sources_read, self.rank_penalty = threshold, sources_read, rank_penalty
         self.relevance_weight, self.relevance_center = relevance_weight, relevance_center
         self.threshold_alone = threshold if threshold_alone is None else threshold_alone
+        # loads the reader for Chinese and Japanese (on first use) where the main one is English
+        self.multilingual: Callable[[], SpanReader] | None = None
+        # questions in those scripts: sources read, rank penalty, and the bar on the margin (they have no
+        # reranker score to weigh: the English cross-encoder leaves them alone)
+        self.wordless: tuple[int, float, float] = (sources_read, rank_penalty, self.threshold_alone)
 
     def confidence(self, margin: float, top: Source) -> float:
         """How far the answer clears the abstention bar (below 0: no answer).
@@ -86,27 +93,38 @@ class ReaderGenerator:
         if relevance is None:
             return margin - self.threshold_alone
         return margin + self.relevance_weight * (relevance - self.relevance_center) - self.threshold
+
     def generate(self, question: str, sources: list[Source], cancelled=None) -> Answer:
-        readable = [s for s in sources[:self.sources_read] if s.text.strip()]
-        if not readable or has_wordless_script(question):
-            answer = self.fallback.generate(question, sources, cancelled)
-            return answer
+        wordless = has_wordless_script(question)
+        sources_read, rank_penalty, wordless_bar = self.wordless if wordless else (self.sources_read, self.rank_penalty, 0.0)
+        readable = [s for s in sources[:sources_read] if s.text.strip()]
+        if not readable:
+            return self.fallback.generate(question, sources, cancelled)
         texts = [reading_text(s) for s in readable]
+        reader = self.reader
+        # by the question's script, or the top source's (an English question over Chinese documents)
+        if self.reader.name != MULTILINGUAL and (wordless or has_wordless_script(texts[0][0])):
+            if self.multilingual is None:
+                return self.fallback.generate(question, sources, cancelled)
+            reader = self.multilingual()
         # a table's answer is one cell: spans are kept inside cells
-        spans = self.reader.read(question, [t for t, _ in texts],
-                                 [[(c.start, c.end) for c in cells] if cells else None for _, cells in texts])
+        spans = reader.read(question, [t for t, _ in texts],
+                            [[(c.start, c.end) for c in cells] if cells else None for _, cells in texts])
         found = [s for s in spans if s is not None]
         if not found:
             return self.fallback.generate(question, sources, cancelled)
         # a better-ranked source wins a close call: the retriever's order carries evidence too
-        best = max(found, key=lambda s: s.score - self.rank_penalty * s.passage)
+        best = max(found, key=lambda s: s.score - rank_penalty * s.passage)
         # "no answer" is judged against the source most likely to hold one (its lowest null score)
         null = min(s.null for s in found)
-        sure = self.confidence(best.score - null, readable[0])
+        if wordless:  # the multilingual reader on Chinese or Japanese: its own bar on the margin
+            sure = best.score - null - wordless_bar
+        else:
+            sure = self.confidence(best.score - null, readable[0])
         src = readable[best.passage]
         text, cells = texts[best.passage]
         support = support_sentence(text, best.start, best.end, table=bool(cells))
-        found_at = {"support": support, "confidence": round(sure, 3), "model": self.reader.name}
+        found_at = {"support": support, "confidence": round(sure, 3), "model": reader.name}
         if sure < 0:
             return Answer(f"{NO_ANSWER} The closest evidence: {support} [{src.number}]", "no_answer", self.name,
                           **found_at)

@@ -138,13 +138,39 @@ class E5Tokenizer:
     def normalize(self, text: str) -> str:
         return _SPACES.sub(" ", text.translate(self._table))
 
+    def pieces(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """The ids of ``text`` and each piece's character range in ``text`` itself (the normaliser maps
+        or drops characters and collapses spaces, so ranges are carried back through it); a piece's
+        leading metaspace is not part of its range."""
+        out, origin = [], []
+        for i, ch in enumerate(text):
+            rep = self._table.get(ord(ch), ch)
+            rep = chr(rep) if isinstance(rep, int) else (rep or "")
+            for r in rep:
+                if r == " " and out and out[-1] == " ":
+                    continue  # a run of spaces is one
+                out.append(r)
+                origin.append(i)
+        enc = self._tok.encode("".join(out), add_special_tokens=False)
+        spans = []
+        for piece, (a, b) in zip(enc.tokens, enc.offsets):
+            while a < b and out[a] == " ":
+                a += 1
+            if piece == "\u2581" or a >= b:  # a bare metaspace (the one prepended): no characters of its own
+                at = origin[a] if a < len(origin) else len(text)
+                spans.append((at, at))
+            else:
+                spans.append((origin[a], origin[b - 1] + 1))
+        return enc.ids, spans
+
     def ids(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._tok.encode_batch([self.normalize(t) for t in texts], add_special_tokens=False)]
 
 
-def _encoder(f: E5File):
+def _encoder(f: E5File, pool: bool = True):
     """The encoder (position and type embeddings, 12 post-LN layers, masked mean pool) in torch, from
-    the dequantised weights; its input is the word embeddings, looked up outside."""
+    the dequantised weights; its input is the word embeddings, looked up outside. ``pool=False``: the
+    token states (the reader's span head reads them)."""
     import torch
     from torch import nn
 
@@ -188,7 +214,7 @@ def _encoder(f: E5File):
             bias = (1.0 - m)[:, None, None, :] * -1e9
             for layer in self.layers:
                 x = layer(x, bias)
-            return (x * m[..., None]).sum(1) / m.sum(1, keepdim=True)
+            return (x * m[..., None]).sum(1) / m.sum(1, keepdim=True) if pool else x
 
     return Encoder().eval()
 

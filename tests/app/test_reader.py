@@ -1,4 +1,5 @@
-"""The packaged reader, with its real weights: spans, table cells, abstention, the ONNX export's scores."""
+"""The packaged readers, with their real weights: spans, table cells, abstention, the ONNX export's
+scores, and the default service's answers."""
 
 import numpy as np
 import pytest
@@ -10,25 +11,36 @@ from mmrag.reader import SpanReader
 
 MANUAL = ("Solar panels lose output when they are dusty. The panels should be cleaned twice a year, ideally in "
           "spring and autumn. The inverter is replaced after about twelve years.")
+MANUAL_ZH = "太陽能板在積塵時發電量會下降。面板應每年清洗兩次，最好在春季和秋季。逆變器大約在十二年後更換。"
 TABLE = "Task | Interval | Who\nVisual inspection | Every 3 months | Owner\nPanel cleaning | Twice a year | Contractor"
+READERS = ["packaged:reader-e5", "packaged:reader-minilm"]
 
 
 @pytest.fixture(scope="module")
-def reader():
+def minilm():
     from tests.conftest import MODEL_CACHE
 
     return SpanReader(cache_dir=MODEL_CACHE)  # exported once per delta (its hash names the folder)
 
 
-@pytest.fixture(scope="module")
-def generator(reader, text_embedder):
-    """The shipped abstention setting; these sources carry no reranker score, so the margin alone decides."""
-    from mmrag.settings import Settings
+@pytest.fixture(scope="module", params=READERS)
+def reader(request):
+    """Each packaged reader, int8 as served."""
+    from mmrag.reader_e5 import open_reader
+    from tests.conftest import MODEL_CACHE
 
-    s = Settings()
-    return ReaderGenerator(reader, ExtractiveGenerator(text_embedder), s.reader_threshold, sources_read=3,
-                           relevance_weight=s.reader_relevance_weight, relevance_center=s.reader_relevance_center,
-                           threshold_alone=s.reader_threshold_alone)
+    return open_reader(request.param, MODEL_CACHE, int8=True)
+
+
+@pytest.fixture(scope="module")
+def generator(text_embedder):
+    """The shipped reader and abstention setting, as the factory builds them, reading three sources; these
+    sources carry no reranker score, so the margin alone decides."""
+    from app.generation.factory import make_generator
+    from mmrag.settings import Settings
+    from tests.conftest import MODEL_CACHE
+
+    return make_generator(Settings(cache_dir=MODEL_CACHE, reader_sources=3), text_embedder)
 
 
 def test_reads_the_span_and_its_sentence(generator):
@@ -48,11 +60,11 @@ def test_answers_from_a_table_with_the_cell_and_its_headers(generator):
     assert answer.support.startswith("Task: Panel cleaning")
 
 
-def test_a_table_answer_stays_inside_one_cell(reader):
+def test_a_table_answer_stays_inside_one_cell(reader, minilm):
     text, cells = reading_text(Source(1, TABLE, "t", "table"))
-    free = reader.read("Who does the panel cleaning?", [text])[0]
+    free = minilm.read("Who does the panel cleaning?", [text])[0]
+    assert "\n" in text[free.start:free.end]  # left free, MiniLM runs from one row into the next
     kept = reader.read("Who does the panel cleaning?", [text], [[(c.start, c.end) for c in cells]])[0]
-    assert "\n" in text[free.start:free.end]  # left free, the model runs from one row into the next
     assert any((c.start, c.end) == (kept.start, kept.end) for c in cells)
 
 
@@ -82,7 +94,8 @@ def test_a_question_the_passage_does_not_answer_scores_below_one_it_does(reader)
     assert asked.margin > unrelated.margin + 3
 
 
-def test_chinese_questions_get_the_extractive_sentences(generator):
+def test_chinese_questions_get_the_extractive_sentences_without_a_multilingual_reader(minilm, text_embedder):
+    generator = ReaderGenerator(minilm, ExtractiveGenerator(text_embedder), -16.0, threshold_alone=-4.0)
     answer = generator.generate("面板多久清洗一次？", [Source(1, "面板每年清洗两次。逆变器十二年后更换。", "手册.pdf p.1", "text")])
     assert answer.kind == "extractive" and "[1]" in answer.text
 
@@ -93,14 +106,14 @@ def test_long_passages_are_read_in_windows(reader):
     assert "twelve years" in (filler + " " + MANUAL)[span.start:span.end]
 
 
-def test_onnx_keeps_the_torch_scores(reader):
+def test_onnx_keeps_the_torch_scores(minilm):
     import torch
 
     from mmrag.reader import build_model
 
     question, passage = "How often should the panels be cleaned?", MANUAL
-    enc = reader.tok(question, passage, return_tensors="np")
-    onnx_start, onnx_end = reader._logits(dict(enc))
+    enc = minilm.tok(question, passage, return_tensors="np")
+    onnx_start, onnx_end = minilm._logits(dict(enc))
     with torch.no_grad():
         out = build_model()(**{k: torch.tensor(v) for k, v in enc.items()})
     assert np.allclose(onnx_start, out.start_logits.numpy(), atol=1e-3)
@@ -128,8 +141,12 @@ def default_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("reader-server") / "data"
     env = {**os.environ, "MMRAG_IMAGE_MODEL": "none", "MMRAG_CACHE_DIR": str(MODEL_CACHE)}
     env.pop("MMRAG_LLM_BACKEND", None)
+    chinese = data.parent / "太陽能板維護.md"
+    chinese.write_text("# 太陽能板維護\n\n" + MANUAL_ZH + "\n", encoding="utf-8")
     subprocess.run([sys.executable, "-m", "mmrag", "ingest", str(samples / "solar-maintenance.pdf"), str(samples / "coffee-brewing.md"),
                     "-c", "samples", "--data-dir", str(data)], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "mmrag", "ingest", str(chinese), str(samples / "coffee-brewing.md"), "-c", "zh",
+                    "--data-dir", str(data)], env=env, check=True, capture_output=True)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mmrag", "serve", "--data-dir", str(data), "--port", str(port), "--no-access-log"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -168,3 +185,15 @@ def test_the_default_service_streams_the_readers_whole_answer(default_server):
     done = json.loads([line for line in lines if line.startswith("data: ")][-1][6:])
     assert done["backend"] == "reader" and done["kind"] == "reader" and done["answer"].lower().startswith("twice a year")
     assert "twice a year" in done["support"].lower()
+
+
+def test_the_default_service_answers_a_chinese_question_from_the_chinese_document(default_server):
+    import httpx
+
+    body = {"query": "逆變器多久更換一次？", "collection": "zh"}
+    r = httpx.post(f"{default_server}/query", json=body, timeout=60).json()
+    answer = r["answer"]
+    assert answer["kind"] == "reader" and answer["model"] == "packaged:reader-e5"
+    assert "十二年" in answer["text"] and len(answer["text"]) < 30
+    cited = int(answer["text"].rsplit("[", 1)[1].rstrip("]"))
+    assert r["citations"][cited - 1]["file_name"] == "太陽能板維護.md"

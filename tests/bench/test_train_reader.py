@@ -61,3 +61,21 @@ def test_unanswerable_pairs_come_from_the_article_without_the_answer():
     tok = AutoTokenizer.from_pretrained(str(reranker.base_model_path()))
     f = features(tok, negs, max_length=64, stride=16)
     assert (f["start"] == 0).all() and (f["end"] == 0).all()  # both ends on [CLS]
+
+
+def test_e5_reader_labels_point_at_the_answer_in_chinese_windows():
+    from bench.train_reader_e5 import features as e5_features
+    from mmrag.embedding.e5_onnx import E5File, E5Tokenizer, weight_file
+    from mmrag.reader_e5 import windows
+
+    f = E5File.read(weight_file())
+    tok = E5Tokenizer(f)
+    context = "燈塔位於北方的海角上。" * 30 + "它於1871年由港務局首次點亮。"
+    at = context.index("1871年")
+    ex = {"question": "燈塔何時首次點亮？", "context": context, "answers": [{"text": "1871年", "answer_start": at}]}
+    rows, starts, ends = e5_features(tok, f, [ex], max_length=96, stride=32)
+    _, offsets, _, _ = windows(tok, f, ex["question"], [context], 96, 32)
+    assert len(rows) > 3 and starts[0] == 0 and starts[-1] > 0  # only the last window holds the answer
+    w = len(rows) - 1
+    a, b = offsets[w][starts[w]][0], offsets[w][ends[w]][1]
+    assert context[a:b].strip() == "1871年"

@@ -122,6 +122,19 @@ def test_squad_and_coqa_loaders(tmp_path):
     assert every.examples[1].question == "What does Tom have? What color?"
 
 
+def test_a_squad_format_split_keeps_one_half_of_the_articles_questions_and_every_passage(tmp_path):
+    from eval.datasets import article_split, load_dataset
+
+    articles = [{"id": str(n), "title": f"A{n}", "paragraphs": [{"context": f"Passage {n}.", "qas": [
+        {"id": f"q{n}", "question": f"Question {n}?", "answers": [{"text": str(n)}]}]}]} for n in range(12)]
+    (tmp_path / "DRCD_dev.json").write_text(json.dumps({"data": articles}))
+    train, test = (load_dataset(tmp_path / "DRCD_dev.json", split=half) for half in ("train", "test"))
+    assert train.name == "DRCD_dev"  # the report is titled by the set, not its format
+    assert {e.id for e in train.examples} == {f"q{n}" for n in range(12) if article_split(articles[n]) == "train"}
+    assert {e.id for e in test.examples} == {f"q{n}" for n in range(12)} - {e.id for e in train.examples}
+    assert train.examples and test.examples and len(train.corpus) == len(test.corpus) == 12
+
+
 def test_write_corpus_suggests_a_collection_named_after_its_folder(tmp_path):
     # SQuAD-shifts' files all say "squad" inside: the hint must not send two corpora to one collection
     squad = {"version": "1.0", "data": [{"title": "Etna", "paragraphs": [{"context": DOCS["volcano.txt"], "qas": [
