@@ -1,4 +1,6 @@
-"""The packaged extractive reader: the answer span in a passage, and how sure the model is of it.
+"""The packaged English reader (``packaged:reader-minilm``), and the span reading and decoding both
+packaged readers share: the answer span in a passage, and how sure the model is of it. The default
+reader is the multilingual one built on this class (``mmrag.reader_e5``), which reads English better.
 
 No extractive-QA weights ship on PyPI, so mmrag trains one (``bench/train_reader.py``: SQuAD-shifts'
 questions, with answerless passages of the same article as negatives) from the packaged

@@ -28,8 +28,11 @@ class Settings(BaseSettings):
     table_max_tokens: int = Field(400, ge=32, description="split tables above this, header repeated")
     ocr_engine: str = Field("rapidocr", description="rapidocr | tesseract | none")
     ocr_dpi: int = 200
-    ocr_det_side: int = Field(0, ge=0, description="longest side, in pixels, of the page image the OCR text detector "
-                                                   "reads (0: as rendered); smaller is faster, small print may be lost")
+    # 1280 (bench.ocr_speed; docs/benchmarks.md "ocr-speed", "ocr-small-print", and page recall on five scanned
+    # mmlongbench-dev decks): the detector finds as many words or more than at full size (2134-2339 px), on slides and
+    # on 7-10 pt print alike, and OCR runs 1.25x (dense print) to 2.2x (slides) faster
+    ocr_det_side: int = Field(1280, ge=0, description="longest side, in pixels, of the page image the OCR text detector "
+                                                      "reads (0: as rendered, slower and no better on the scans measured)")
     parse_threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads of each parse worker's models (OCR, "
                                                            "layout, tables); 0: as many as cores (on 2 cores one worker "
                                                            "with 2 threads OCRs faster than 2 workers with one each)")

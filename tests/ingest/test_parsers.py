@@ -48,7 +48,7 @@ def test_scanned_pdf_is_ocrd(fixtures, settings, tmp_path, speed):
     assert OCR_WORDS in text
     assert "northern cape" in text
     engine = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side)
-    assert engine._engine.cfg.Det.limit_side_len == (960 if speed else 736)  # the setting reached the detector
+    assert engine._engine.cfg.Det.limit_side_len == (960 if speed else 1280)  # the setting reached the detector
 
 
 def test_docx_headings_table_image_alt_and_caption(fixtures, settings, tmp_path):
