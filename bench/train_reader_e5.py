@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from mmrag import reranker
-    from mmrag.embedding.e5_onnx import E5File, E5Tokenizer, dequantize, weight_file
+    from mmrag.embedding.e5_onnx import E5File, E5Tokenizer, weight_file, word_inputs
     from mmrag.reader_e5 import qa_model
 
     torch.manual_seed(0)
@@ -121,17 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / 50) * max(0.0, 1 - k / max(steps, 1)))
     order = np.concatenate([np.random.default_rng(k).permutation(n) for k in range(int(np.ceil(a.epochs)) + 1)])
-    word = f.tensors["emb.word"]
     t0, running = time.time(), None
     for s in range(steps):
         idx = order[s * a.batch:(s + 1) * a.batch]
         width = -(-max(len(rows[i]) for i in idx) // 32) * 32  # few distinct shapes: oneDNN builds a kernel per shape
-        ids = np.zeros((len(idx), width), np.int64)
-        mask = np.zeros((len(idx), width), np.int64)
-        for r, i in enumerate(idx):
-            ids[r, :len(rows[i])], mask[r, :len(rows[i])] = rows[i], 1
-        words = torch.from_numpy(dequantize(word[ids]) * mask[..., None].astype(np.float32))
-        mask_t = torch.from_numpy(mask)
+        batch = word_inputs(f, [rows[i] for i in idx], width)
+        words, mask_t = torch.from_numpy(batch["words"]), torch.from_numpy(batch["mask"])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             start, end = model(words, mask_t)
         pad = (mask_t == 0)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrag import onnx_models
-from mmrag.embedding.e5_onnx import E5File, E5Tokenizer, _encoder, dequantize, weight_file
+from mmrag.embedding.e5_onnx import E5File, E5Tokenizer, _encoder, weight_file, word_inputs
 from mmrag.reader import SpanReader
 
 BUILTIN = "packaged:reader-e5"
@@ -79,17 +79,6 @@ def windows(tok: E5Tokenizer, f: E5File, question: str, passages: list[str], max
                 break
             start += step
     return rows, offsets, owner, seq
-
-
-def word_inputs(f: E5File, rows: list[list[int]]) -> dict[str, np.ndarray]:
-    """The padded batch as the graph takes it: dequantised word embeddings and the mask."""
-    width = max(len(r) for r in rows)
-    ids = np.zeros((len(rows), width), np.int64)
-    mask = np.zeros((len(rows), width), np.int64)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)], mask[i, :len(r)] = r, 1
-    words = dequantize(f.tensors["emb.word"][ids]) * mask[..., None].astype(np.float32)
-    return {"words": words, "mask": mask}
 
 
 def _folder(f: E5File, cache_dir: Path, delta: Path) -> Path:

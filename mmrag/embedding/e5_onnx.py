@@ -167,6 +167,18 @@ class E5Tokenizer:
         return [e.ids for e in self._tok.encode_batch([self.normalize(t) for t in texts], add_special_tokens=False)]
 
 
+def word_inputs(f: E5File, rows: list[list[int]], width: int = 0) -> dict[str, np.ndarray]:
+    """Token rows padded to one batch as the graphs take it: dequantised word embeddings (zero at the
+    padding) and the mask; ``width`` at least the longest row (0: the longest row)."""
+    width = max(width, max(len(r) for r in rows))
+    ids = np.zeros((len(rows), width), np.int64)
+    mask = np.zeros((len(rows), width), np.int64)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)], mask[i, :len(r)] = r, 1
+    words = dequantize(f.tensors["emb.word"][ids]) * mask[..., None].astype(np.float32)
+    return {"words": words, "mask": mask}
+
+
 def _encoder(f: E5File, pool: bool = True):
     """The encoder (position and type embeddings, 12 post-LN layers, masked mean pool) in torch, from
     the dequantised weights; its input is the word embeddings, looked up outside. ``pool=False``: the
@@ -285,16 +297,9 @@ class OnnxE5Embedder:
         session = self.session(kind)
         rows, owner, weight = self._windows(texts, kind)
         pooled = np.zeros((len(rows), self.dim), np.float32)
-        word = self._file.tensors["emb.word"]
         lengths = [len(r) for r in rows]
         for batch in onnx_models.length_batches(lengths, self.batch_size, max_tokens=self.batch_tokens):
-            width = max(lengths[i] for i in batch)
-            ids = np.zeros((len(batch), width), np.int64)
-            mask = np.zeros((len(batch), width), np.int64)
-            for r, i in enumerate(batch):
-                ids[r, : lengths[i]], mask[r, : lengths[i]] = rows[i], 1
-            words = dequantize(word[ids]) * mask[..., None].astype(np.float32)
-            pooled[batch] = session.run(["pooled"], {"words": words, "mask": mask})[0]
+            pooled[batch] = session.run(["pooled"], word_inputs(self._file, [rows[i] for i in batch]))[0]
         out = np.zeros((len(texts), self.dim), np.float32)
         np.add.at(out, np.array(owner), pooled * np.array(weight, np.float32)[:, None])
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
