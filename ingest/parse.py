@@ -130,6 +130,10 @@ def _parse_as(fmt: str, data: bytes, settings: Settings, assets: AssetFolder | N
     return blocks
 
 
+def chunker_for(settings: Settings) -> Chunker:
+    return Chunker(settings.chunk_tokens, settings.table_max_tokens, settings.chunk_overlap_sentences)
+
+
 def parse_document(data: bytes, name: str, settings: Settings, sink: ImageSink,
                    assets: AssetFolder | None = None) -> ParsedDocument:
     """Parse one file's bytes. Raises DocumentError (with a reason a user can act on) for bad input.
@@ -146,8 +150,7 @@ def parse_document(data: bytes, name: str, settings: Settings, sink: ImageSink,
     except Exception as exc:  # a parser bug or an odd file must fail this document only
         log.debug("parser crashed on %s", name, exc_info=True)
         raise CorruptDocument(f"could not be parsed ({type(exc).__name__}: {exc})") from exc
-    chunker = Chunker(settings.chunk_tokens, settings.table_max_tokens, settings.chunk_overlap_sentences)
-    units = chunker.units(blocks, sink)
+    units = chunker_for(settings).units(blocks, sink)
     if not units:
         hint = " (a scan with OCR disabled?)" if fmt in ("pdf", "image") and settings.ocr_engine == "none" else ""
         raise CorruptDocument(f"no extractable content: the {fmt} holds no text, table or image{hint}")

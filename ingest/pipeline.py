@@ -7,7 +7,9 @@ the text model's throughput close to its raw ``encode`` speed even for many smal
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import tempfile
 import threading
 import time
@@ -23,9 +25,11 @@ from indexes.records import NewDocument, NewUnit
 from ingest import stageclock
 from ingest.assets import AssetFolder
 from ingest.chunking import maxsim_texts
+from ingest.drafts import Draft, Drafter, drafting
 from ingest.limits import image_fits
-from ingest.parse import DirectoryImageSink, ParsedDocument, content_hash, display_name, parse_document
+from ingest.parse import DirectoryImageSink, ParsedDocument, chunker_for, content_hash, display_name, parse_document
 from ingest.workers import ParsePool
+from mmrag import onnx_models
 from mmrag.embedding import ImageEmbedder, TextEmbedder
 from mmrag.errors import DocumentError
 from mmrag.settings import Settings
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 EMBED_SLICE = 1024  # texts embedded between two checks of a job's cancel flag
 IMAGE_BATCH = 8
+DRAFT_SLICE = 64  # texts of a draft embedded at once
 
 
 class Cancelled(Exception):
@@ -67,6 +72,8 @@ class Summary:
     # (unit vectors), sentences (their sentence vectors), images, commit, snapshot; parsing overlaps
     # the rest, so the stages add up to more than the wall time when a worker parses
     stages: dict[str, float] = field(default_factory=dict)
+    drafted: int = 0  # units whose vector was embedded from a draft, while their document parsed
+
 
     def add(self, result: FileResult) -> None:
         self.files.append(result)
@@ -80,7 +87,8 @@ class Summary:
         self.stages[stage] = self.stages.get(stage, 0.0) + seconds
 
     def stage_line(self) -> str:
-        return ", ".join(f"{k} {v:.1f}s" for k, v in self.stages.items() if v >= 0.05)
+        line = ", ".join(f"{k} {v:.1f}s" for k, v in self.stages.items() if v >= 0.05)
+        return line + (f", {self.drafted} units embedded from drafts" if self.drafted else "")
 
 
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -110,14 +118,18 @@ class Item:
 
 
 # -- worker side ---------------------------------------------------------------------------
-def parse_file(path: str, name: str, settings: Settings, blob_dir: str,
-               assets: AssetFolder | None) -> tuple[ParsedDocument | None, str | None, float]:
-    """Runs in a parse worker (or inline). Returns (parsed, error, seconds); never raises for bad input."""
+def parse_file(path: str, name: str, settings: Settings, blob_dir: str, assets: AssetFolder | None,
+               on_draft: Callable[[Draft], None] | None = None) -> tuple[ParsedDocument | None, str | None, float]:
+    """Runs in a parse worker (or inline). Returns (parsed, error, seconds); never raises for bad input.
+    ``on_draft`` hears the texts of a long document's first pages while the rest parses (ingest.drafts)."""
     t0 = time.perf_counter()
     try:
         data = Path(path).read_bytes()
-        with stageclock.collecting() as spent:
-            parsed = parse_document(data, name, settings, DirectoryImageSink(Path(blob_dir)), assets)
+        sink = DirectoryImageSink(Path(blob_dir))
+        drafter = (Drafter(chunker_for(settings), sink, on_draft, settings.parse_draft_s, settings.sentence_vectors)
+                   if on_draft else None)
+        with stageclock.collecting() as spent, drafting(drafter):
+            parsed = parse_document(data, name, settings, sink, assets)
         parsed.timings = dict(spent)
         return parsed, None, time.perf_counter() - t0
     except DocumentError as exc:
@@ -245,6 +257,8 @@ class Ingestor:
         window = max(2, 2 * (pool.n if pool else 0))  # parsed documents held in memory at once
         pending: list[tuple[Item, str, int, Future | None]] = []
         ready: list[tuple] = []
+        drafts: queue.SimpleQueue[tuple[str, Draft]] = queue.SimpleQueue()  # from the pool's threads
+        prepared: dict[str, Prepared] = {}  # source -> vectors embedded from its drafts
         since_save = 0
         parse_seconds: dict[str, float] = {}
         last_save = [time.monotonic()]
@@ -253,6 +267,7 @@ class Ingestor:
 
         def finish(result: FileResult) -> None:
             nonlocal since_save
+            prepared.pop(result.path, None)
             result.seconds = result.seconds or parse_seconds.pop(result.path, 0.0)
             summary.add(result)
             bar.update(1)
@@ -277,8 +292,10 @@ class Ingestor:
                 else:
                     for r in ready:
                         stage(r[6], "embedding")
+                    drafted = Prepared.merged(prepared.get(r[1]) for r in ready)
                     try:
-                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled, summary.timed)
+                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled, summary.timed, drafted)
+                        summary.drafted += drafted.hits
                     except Cancelled:
                         results = [FileResult(r[1], "failed", "cancelled") for r in ready]
                     for res in results:
@@ -292,12 +309,17 @@ class Ingestor:
                 last_save[0] = time.monotonic()
 
         def drain_one() -> None:
-            item, digest, size, fut = pending.pop(0)
+            item, digest, size, fut = pending[0]
             if fut is None:
                 stage(item, "parsing")
                 parsed, error, secs = parse_file(str(item.path), item.name, self.settings, str(self.store.blob_dir), item.assets)
             else:
+                while not fut.done():  # embed what the worker drafted while it parses the rest
+                    take_drafts(wait=0.05)
+                while take_drafts(wait=0):
+                    pass
                 parsed, error, secs = fut.result()
+            pending.pop(0)
             error = self._over_limit(parsed, error)
             if error is not None:
                 if error != "cancelled":
@@ -315,6 +337,23 @@ class Ingestor:
             if sum(len(r[5].units) for r in ready) >= 4 * self.settings.embed_batch_size:  # the last batch flushes after the loop
                 flush_ready()
 
+        def parsing() -> bool:
+            return any(fut is not None and not fut.done() for *_, fut in pending)
+
+        def take_drafts(wait: float) -> bool:
+            """Embed one draft if one comes within ``wait`` seconds; False if none came."""
+            try:
+                source, draft = drafts.get(timeout=wait) if wait else drafts.get_nowait()
+            except queue.Empty:
+                return False
+            if is_cancelled() or not any(p[0].source == source for p in pending):
+                return True  # its document failed meanwhile
+            try:
+                self._embed_draft(prepared.setdefault(source, Prepared()), draft, summary.timed, parsing)
+            except Exception:  # a draft only saves time: the document's own embedding reports any error
+                log.debug("draft of %s not embedded", source, exc_info=True)
+            return True
+
         try:
             for result in refused:
                 finish(result)
@@ -330,7 +369,8 @@ class Ingestor:
                     digest, size = result
                     if pool is not None:
                         stage(item, "parsing")
-                        fut = pool.submit(str(item.path), item.name, item.assets, is_cancelled)
+                        on_draft = (lambda draft, source=item.source: drafts.put((source, draft))) if self.settings.parse_draft_s else None
+                        fut = pool.submit(str(item.path), item.name, item.assets, is_cancelled, on_draft)
                     else:
                         fut = None
                     pending.append((item, digest, size, fut))
@@ -404,15 +444,17 @@ class Ingestor:
 
     # -- embedding and commit ------------------------------------------------------------
     def _embed_and_commit(self, docs: list[tuple], cancelled: Callable[[], bool] | None = None,
-                          timed: Callable[[str, float], None] | None = None) -> list[FileResult]:
+                          timed: Callable[[str, float], None] | None = None,
+                          prepared: Prepared | None = None) -> list[FileResult]:
         """Embed the units of several parsed documents in shared batches, then commit each one.
         ``cancelled`` is checked between slices of the embedding (a 20,000-unit document takes minutes);
-        ``timed(stage, seconds)`` hears what each stage cost."""
+        ``timed(stage, seconds)`` hears what each stage cost; ``prepared``: vectors from their drafts."""
         timed = timed or (lambda stage, seconds: None)
+        prepared = prepared or Prepared()
         all_units: list[Unit] = [u for d in docs for u in d[5].units]
-        text_vecs, sentence_vecs = self._text_vectors(all_units, cancelled, timed)
+        text_vecs, sentence_vecs = self._text_vectors(all_units, cancelled, timed, prepared)
         t0 = time.perf_counter()
-        image_vecs = self._image_vectors(all_units)
+        image_vecs = self._image_vectors(all_units, prepared.images)
         timed("images", time.perf_counter() - t0)
         t0 = time.perf_counter()
         results, offset = [], 0
@@ -428,14 +470,15 @@ class Ingestor:
 
     def _text_vectors(self, units: list[Unit], cancelled: Callable[[], bool] | None = None,
                       timed: Callable[[str, float], None] = lambda stage, seconds: None,
-                      ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+                      prepared: Prepared | None = None) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
         """Unit vectors, and for text units of several sentences, one vector per sentence.
 
         Sentence vectors feed the reranker's max-sim feature (the best match between the query and
         any one sentence), which recovers passages whose answer sits in one sentence of many. A text
         that repeats (a sentence in every page's footer, a unit that is one sentence of another) is
-        embedded once.
+        embedded once, and a text drafted while the document parsed (``prepared``) not again.
         """
+        prepared = prepared or Prepared()
         texts = [u.search_text() for u in units]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         sentences: dict[int, list[str]] = {}
@@ -448,12 +491,15 @@ class Ingestor:
         out: list[np.ndarray | None] = [None] * len(units)
         sent_out: list[np.ndarray | None] = [None] * len(units)
         t0 = time.perf_counter()
-        known = self._embed_unique([texts[i] for i in todo], {}, cancelled)
+        prepared.hits += sum(texts[i] in prepared.passages for i in todo)
+        known = self._embed_unique([texts[i] for i in todo], dict(prepared.passages), cancelled)
         for i in todo:
             out[i] = known[texts[i]]
         timed("text", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        known = self._embed_unique([s for parts in sentences.values() for s in parts], known, cancelled, "sentence")
+        # a sentence that is also a unit's text takes the unit's vector, as before drafts
+        known = self._embed_unique([s for parts in sentences.values() for s in parts], {**prepared.sentences, **known},
+                                   cancelled, "sentence")
         for i, parts in sentences.items():
             sent_out[i] = np.stack([known[p] for p in parts])
         timed("sentences", time.perf_counter() - t0)
@@ -470,15 +516,36 @@ class Ingestor:
             known.update(zip(part, self.text.embed(part, kind=kind)))
         return known
 
-    def _image_vectors(self, units: list[Unit]) -> list[np.ndarray | None]:
-        out: list[np.ndarray | None] = [None] * len(units)
-        if not any(u.type == "image" and u.image_path for u in units) or self.image is None:
+    def _embed_draft(self, into: Prepared, draft: Draft, timed: Callable[[str, float], None],
+                     parsing: Callable[[], bool]) -> None:
+        """Vectors for a draft's texts and images that ``into`` lacks (as the document's own embedding would).
+        While ``parsing()``, the text model takes one core: the worker parsing the rest needs the other."""
+        for kind, stage, texts, known in (("passage", "text", draft.passages, into.passages),
+                                          ("sentence", "sentences", draft.sentences, into.sentences)):
+            t0 = time.perf_counter()
+            new = [t for t in dict.fromkeys(texts) if t not in into.passages and t not in known]
+            for start in range(0, len(new), DRAFT_SLICE):  # small slices: the parse may end meanwhile
+                part = new[start:start + DRAFT_SLICE]
+                with onnx_models.sharing() if parsing() else contextlib.nullcontext():
+                    known.update(zip(part, self.text.embed(part, kind=kind)))
+            timed(stage, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        paths = [p for p in dict.fromkeys(draft.images) if p not in into.images]
+        units = [Unit("image", "", image_path=p) for p in paths]
+        into.images.update((p, v) for p, v in zip(paths, self._image_vectors(units)) if v is not None)
+        timed("images", time.perf_counter() - t0)
+
+    def _image_vectors(self, units: list[Unit], known: dict[str, np.ndarray] | None = None) -> list[np.ndarray | None]:
+        """Image units' vectors (None where an image cannot be read); ``known``: by image file, already embedded."""
+        known = known or {}
+        out: list[np.ndarray | None] = [known.get(u.image_path) if u.type == "image" else None for u in units]
+        if not any(u.type == "image" and u.image_path and out[i] is None for i, u in enumerate(units)) or self.image is None:
             return out  # the image model loads only for batches that have images
         from PIL import Image
 
         todo, images = [], []
         for i, u in enumerate(units):
-            if u.type == "image" and u.image_path:
+            if u.type == "image" and u.image_path and out[i] is None:
                 try:
                     with Image.open(u.image_path) as im:
                         if not image_fits(*im.size, self.settings):  # parsers check too; this process never decodes a bomb
@@ -494,6 +561,27 @@ class Ingestor:
             vecs = self.image.embed_images(images[start:start + IMAGE_BATCH])
             for i, v in zip(todo[start:start + IMAGE_BATCH], vecs):
                 out[i] = v
+        return out
+
+
+@dataclass
+class Prepared:
+    """Vectors embedded from a document's drafts while it parsed: by text (passages and sentences
+    apart: they may be embedded differently) and by image file."""
+
+    passages: dict[str, np.ndarray] = field(default_factory=dict)
+    sentences: dict[str, np.ndarray] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    hits: int = 0  # units whose text vector was here
+
+    @classmethod
+    def merged(cls, parts: Iterable[Prepared | None]) -> Prepared:
+        out = cls()
+        for p in parts:
+            if p is not None:
+                out.passages.update(p.passages)
+                out.sentences.update(p.sentences)
+                out.images.update(p.images)
         return out
 
 

@@ -1,7 +1,8 @@
 """The parse worker's process: ``python -m ingest.worker``, started by ``ingest.workers.ParseWorker``.
 
-It reads (settings, blob dir) once, then (path, name, assets) tasks from stdin, and answers each
-with (parsed, error, seconds) on the pipe it was given as stdout. It dies with its parent: the
+It reads (settings, blob dir) once, then (path, name, assets, drafts) tasks from stdin, and answers
+each with (parsed, error, seconds) on the pipe it was given as stdout, after any number of
+``ingest.drafts.Draft`` messages when ``drafts`` is true. It dies with its parent: the
 kernel sends SIGKILL when the parent goes (Linux), and a watchdog thread checks the parent's pid
 elsewhere, so a ``kill -9`` of ``mmrag ingest`` or of the server leaves no orphan behind.
 """
@@ -60,8 +61,9 @@ def main() -> int:
             task = recv(inp)
         except Exception:  # the parent closed the pipe: done
             return 0
-        path, name, assets = task
-        send(out, parse_file(path, name, settings, blob_dir, assets))
+        path, name, assets, drafts = task
+        on_draft = (lambda draft: send(out, draft)) if drafts else None
+        send(out, parse_file(path, name, settings, blob_dir, assets, on_draft))
 
 
 if __name__ == "__main__":

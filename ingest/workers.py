@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from ingest.drafts import Draft
 from mmrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,10 @@ class ParseWorker:
                     pass
             self.proc = None
 
-    def parse(self, path: str, name: str, assets, cancelled: Callable[[], bool] | None = None):
-        """(parsed, error, seconds). Never raises for a bad document, a killed worker or a budget."""
+    def parse(self, path: str, name: str, assets, cancelled: Callable[[], bool] | None = None,
+              on_draft: Callable[[Draft], None] | None = None):
+        """(parsed, error, seconds). Never raises for a bad document, a killed worker or a budget.
+        ``on_draft`` gets the drafts (ingest.drafts) the worker sends while it parses."""
         t0 = time.perf_counter()
         timeout = self.settings.parse_timeout_s
         memory = self.settings.parse_memory_mb * 2**20
@@ -116,13 +119,17 @@ class ParseWorker:
             if not self.alive():
                 self.kill()
                 self.proc = self._start()
-            send(self.proc.stdin, (path, name, assets))
+            send(self.proc.stdin, (path, name, assets, on_draft is not None))
             t0 = time.perf_counter()
             fd = self.proc.stdout.fileno()
             while True:
                 ready, _, _ = select.select([fd], [], [], POLL_S)
                 if ready:
-                    return recv(self.proc.stdout)
+                    msg = recv(self.proc.stdout)
+                    if not isinstance(msg, Draft):
+                        return msg
+                    on_draft(msg)
+                    continue
                 elapsed = time.perf_counter() - t0
                 if self.proc.poll() is not None:
                     raise WorkerLost(_exit_reason(self.proc.returncode))
@@ -163,15 +170,16 @@ class ParsePool:
         self._threads = ThreadPoolExecutor(self.n, thread_name_prefix="mmrag-parse")
         self._closed = threading.Event()
 
-    def submit(self, path: str, name: str, assets, cancelled: Callable[[], bool] | None = None) -> Future:
-        return self._threads.submit(self._run, path, name, assets, cancelled)
+    def submit(self, path: str, name: str, assets, cancelled: Callable[[], bool] | None = None,
+               on_draft: Callable[[Draft], None] | None = None) -> Future:
+        return self._threads.submit(self._run, path, name, assets, cancelled, on_draft)
 
-    def _run(self, path, name, assets, cancelled):
+    def _run(self, path, name, assets, cancelled, on_draft):
         worker = self._idle.get()
         try:
             if self._closed.is_set():
                 return None, "cancelled", 0.0
-            return worker.parse(path, name, assets, cancelled)
+            return worker.parse(path, name, assets, cancelled, on_draft)
         finally:
             self._idle.put(worker)
 

@@ -104,21 +104,29 @@ class _Load:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.shared = 0  # work elsewhere (a parse worker) is using the cores too
         self.lock = threading.Lock()
 
     @contextlib.contextmanager
-    def busy(self):
+    def _counted(self, attr: str):
         with self.lock:
-            self.requests += 1
+            setattr(self, attr, getattr(self, attr) + 1)
         try:
             yield
         finally:
             with self.lock:
-                self.requests -= 1
+                setattr(self, attr, getattr(self, attr) - 1)
+
+    def busy(self):
+        return self._counted("requests")
+
+    def sharing(self):
+        return self._counted("shared")
 
 
 LOAD = _Load()
 busy = LOAD.busy  # the query pipeline wraps each request in it
+sharing = LOAD.sharing  # runs meanwhile take one core: another process (a parse worker) needs the other
 
 
 class Session:
@@ -142,7 +150,7 @@ class Session:
 
     def run(self, outputs: list[str], feed: dict):
         with LOAD.lock:
-            alone = self._runs == 0 and LOAD.requests <= 1
+            alone = self._runs == 0 and LOAD.requests <= 1 and not LOAD.shared
             self._runs += 1
         try:
             return (self._wide if alone or self._narrow is None else self._narrow).run(outputs, feed)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from ingest import drafts
 from ingest.blocks import Block, normalise_rows, overlap_share
 from ingest.chunking import _FIGURE_CAPTION
 from ingest.layout import GRAPHIC_PATHS_FOR_LAYOUT, LAYOUT_DPI, get_layout_model, graphic_paths
@@ -59,11 +60,13 @@ def parse_pdf(data: bytes, settings: Settings, ocr: OcrEngine | None) -> list[Bl
         try:
             layout = get_layout_model(settings.pdf_layout, settings.parse_threads)
             table_model = get_table_model(settings)
+            heights: dict[int, float] = {}
             for index in range(n_pages):
                 blocks.extend(_parse_page(doc, index, plumber, settings, ocr, layout, table_model))
+                heights[index + 1] = doc.get_page_size(index)[1]
+                drafts.page_done(blocks, index + 1, heights)  # the embedding side may start on these pages
         finally:
             plumber.close()
-        heights = {i + 1: doc.get_page_size(i)[1] for i in range(n_pages)}
         return join_continued(drop_running_lines(blocks, heights, n_pages))
     finally:
         doc.close()
