@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
+import sys
 import tempfile
 import threading
 import time
@@ -294,7 +296,8 @@ class Ingestor:
                         stage(r[6], "embedding")
                     drafted = Prepared.merged(prepared.get(r[1]) for r in ready)
                     try:
-                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled, summary.timed, drafted)
+                        results = self._embed_and_commit([r[:6] for r in ready], is_cancelled, summary.timed, drafted,
+                                                         parsing)
                         summary.drafted += drafted.hits
                     except Cancelled:
                         results = [FileResult(r[1], "failed", "cancelled") for r in ready]
@@ -445,16 +448,17 @@ class Ingestor:
     # -- embedding and commit ------------------------------------------------------------
     def _embed_and_commit(self, docs: list[tuple], cancelled: Callable[[], bool] | None = None,
                           timed: Callable[[str, float], None] | None = None,
-                          prepared: Prepared | None = None) -> list[FileResult]:
+                          prepared: Prepared | None = None, parsing: Callable[[], bool] | None = None) -> list[FileResult]:
         """Embed the units of several parsed documents in shared batches, then commit each one.
         ``cancelled`` is checked between slices of the embedding (a 20,000-unit document takes minutes);
-        ``timed(stage, seconds)`` hears what each stage cost; ``prepared``: vectors from their drafts."""
+        ``timed(stage, seconds)`` hears what each stage cost; ``prepared``: vectors from their drafts;
+        ``parsing()``: whether a parse worker is busy meanwhile."""
         timed = timed or (lambda stage, seconds: None)
         prepared = prepared or Prepared()
         all_units: list[Unit] = [u for d in docs for u in d[5].units]
         text_vecs, sentence_vecs = self._text_vectors(all_units, cancelled, timed, prepared)
         t0 = time.perf_counter()
-        image_vecs = self._image_vectors(all_units, prepared.images)
+        image_vecs = self._image_vectors(all_units, prepared.images, parsing)
         timed("images", time.perf_counter() - t0)
         t0 = time.perf_counter()
         results, offset = [], 0
@@ -532,11 +536,13 @@ class Ingestor:
         t0 = time.perf_counter()
         paths = [p for p in dict.fromkeys(draft.images) if p not in into.images]
         units = [Unit("image", "", image_path=p) for p in paths]
-        into.images.update((p, v) for p, v in zip(paths, self._image_vectors(units)) if v is not None)
+        into.images.update((p, v) for p, v in zip(paths, self._image_vectors(units, None, parsing)) if v is not None)
         timed("images", time.perf_counter() - t0)
 
-    def _image_vectors(self, units: list[Unit], known: dict[str, np.ndarray] | None = None) -> list[np.ndarray | None]:
-        """Image units' vectors (None where an image cannot be read); ``known``: by image file, already embedded."""
+    def _image_vectors(self, units: list[Unit], known: dict[str, np.ndarray] | None = None,
+                       parsing: Callable[[], bool] | None = None) -> list[np.ndarray | None]:
+        """Image units' vectors (None where an image cannot be read); ``known``: by image file, already embedded;
+        while ``parsing()``, the image model leaves the parse worker half the cores (``torch_beside_parser``)."""
         known = known or {}
         out: list[np.ndarray | None] = [known.get(u.image_path) if u.type == "image" else None for u in units]
         if not any(u.type == "image" and u.image_path and out[i] is None for i, u in enumerate(units)) or self.image is None:
@@ -558,10 +564,32 @@ class Ingestor:
                     log.info("image %s not embedded (%s)", u.image_path, exc)
         # small batches: the image model is shared with queries (text-to-image search), which wait for its lock
         for start in range(0, len(images), IMAGE_BATCH):
-            vecs = self.image.embed_images(images[start:start + IMAGE_BATCH])
+            with torch_beside_parser(parsing is not None and parsing()):
+                vecs = self.image.embed_images(images[start:start + IMAGE_BATCH])
             for i, v in zip(todo[start:start + IMAGE_BATCH], vecs):
                 out[i] = v
         return out
+
+
+@contextlib.contextmanager
+def torch_beside_parser(active: bool) -> Iterator[None]:
+    """While ``active`` (a parse worker is busy), torch runs on half the cores, one on two.
+
+    torch's OpenMP threads spin at every barrier: with a parse worker's OCR on the same cores the
+    image model ran 5.6x slower on 2 threads than alone (236 against 42 ms an image; on one thread
+    69 ms), which made picture-heavy PDFs wait on image embedding. ONNX Runtime's text model slows
+    only as much as it loses the cores (14.3 texts/s on two threads beside a busy process, 15.1 on
+    one), so it keeps its threads."""
+    torch = sys.modules.get("torch") if active else None  # loaded by the image model, never here
+    before = torch.get_num_threads() if torch is not None else 0
+    if torch is None or before <= 1:
+        yield
+        return
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) // 2)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
