@@ -69,20 +69,26 @@ def export(folder: Path, build: Callable[[], object], tokenizer_source: str, out
     return build_folder(folder, write)
 
 
-def quantized(folder: Path) -> Path:
+def quantized(folder: Path, fp32: tuple[str, ...] = ()) -> Path:
     """The int8 model beside the fp32 one, built once: ONNX Runtime's dynamic quantisation with a
-    scale per output channel."""
-    path = folder / "model-int8.onnx"
+    scale per output channel. ``fp32``: MatMul nodes whose names end so stay fp32 (one file per choice)."""
+    path = folder / ("model-int8.onnx" if not fp32 else f"model-int8-fp32-{'-'.join(n.strip('/').replace('/', '_') for n in fp32)}.onnx")
     if path.exists():
         return path
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    keep = []
+    if fp32:
+        import onnx
+
+        keep = [n.name for n in onnx.load(str(folder / "model.onnx")).graph.node if n.op_type == "MatMul" and n.name.endswith(fp32)]
     tmp = folder / f".model-int8-{os.getpid()}.onnx"
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger, not actionable here
     try:
-        quantize_dynamic(str(folder / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(folder / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=keep)
         os.replace(tmp, path)
     finally:
         root.setLevel(level)
@@ -159,8 +165,8 @@ class Session:
                 self._runs -= 1
 
 
-def session(folder: Path, int8: bool, threads: int) -> Session:
-    return Session(quantized(folder) if int8 else folder / "model.onnx", threads)
+def session(folder: Path, int8: bool, threads: int, fp32: tuple[str, ...] = ()) -> Session:
+    return Session(quantized(folder, fp32) if int8 else folder / "model.onnx", threads)
 
 
 def length_batches(lengths: list[int], max_batch: int = 32, overhead: int = 64, max_tokens: int | None = None) -> list[list[int]]:

@@ -148,13 +148,13 @@ class Settings(BaseSettings):
     # rate 0.80 against 0.52 at the same answer rate); the threshold answers 92% of answerable tune questions (0.930
     # on the held-out 500). packaged:reader-minilm's own values are in the "reader" section.
     reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
-    reader_threshold: float = Field(-22.23, description="answer only when the reader's margin (best span over its own 'no "
+    reader_threshold: float = Field(-21.56, description="answer only when the reader's margin (best span over its own 'no "
                                                      "answer' score) plus the weighted relevance reaches this")
-    reader_threshold_alone: float = Field(-5.03, description="the margin's own bar where the top source has no reranker "
+    reader_threshold_alone: float = Field(-4.95, description="the margin's own bar where the top source has no reranker "
                                                             "score (reranker off, Chinese text among the candidates)")
     reader_relevance_weight: float = Field(4.0, ge=0, description="weight of the top source's reranker score in that "
                                                                   "decision")
-    reader_relevance_center: float = Field(3.96, description="the reranker score counted as neutral (stands in when "
+    reader_relevance_center: float = Field(3.92, description="the reranker score counted as neutral (stands in when "
                                                             "there is none)")
     reader_rank_penalty: float = Field(0.0, ge=0, description="span score given up per source rank (close calls go "
                                                               "to the better-ranked source)")
@@ -167,8 +167,8 @@ class Settings(BaseSettings):
     # bench.reader_zh: two sources with a rank penalty of 2 read Chinese best (F1 0.721 against 0.709 for the top one)
     reader_multilingual_sources: int = Field(2, ge=1, le=10, description="the top sources read for Chinese, Japanese and "
                                                                          "Korean questions")
-    reader_multilingual_rank_penalty: float = Field(2.0, ge=0, description="their span score given up per source rank")
-    reader_multilingual_threshold: float = Field(-1.37, description="the bar on the multilingual reader's margin for "
+    reader_multilingual_rank_penalty: float = Field(4.0, ge=0, description="their span score given up per source rank")
+    reader_multilingual_threshold: float = Field(-1.58, description="the bar on the multilingual reader's margin for "
                                                                     "Chinese, Japanese and Korean questions")
     reader_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per reader call")
     reader_int8: bool = Field(True, description="serve the reader quantised to int8 (about 2x faster; bench.reader "

@@ -45,7 +45,9 @@ def generator(text_embedder):
 
 def test_reads_the_span_and_its_sentence(generator):
     answer = generator.generate("How often should the panels be cleaned?", [Source(1, MANUAL, "manual.pdf p.2", "text")])
-    assert answer.kind == "reader" and answer.text.lower().startswith("twice a year") and answer.text.endswith("[1]")
+    # where the span ends is the model's call: it reads "twice" (fp32 and as served), "twice a year" all-int8
+    assert answer.kind == "reader" and answer.text.lower().startswith("twice") and answer.text.endswith("[1]")
+    assert len(answer.text) < len("twice a year, ideally in spring and autumn")
     assert answer.support == "The panels should be cleaned twice a year, ideally in spring and autumn."
     assert answer.confidence > 0
 
@@ -118,6 +120,25 @@ def test_onnx_keeps_the_torch_scores(minilm):
         out = build_model()(**{k: torch.tensor(v) for k, v in enc.items()})
     assert np.allclose(onnx_start, out.start_logits.numpy(), atol=1e-3)
     assert np.allclose(onnx_end, out.end_logits.numpy(), atol=1e-3)
+
+
+def test_the_multilingual_readers_int8_build_keeps_its_feed_forward_outputs_fp32():
+    """What the int8 reader is served from: every weight matmul int8 but the ones INT8_FP32 names, and
+    its logits close to the fp32 model's on a manual's passage."""
+    import onnx
+
+    from mmrag import onnx_models
+    from mmrag.reader_e5 import INT8_FP32, E5SpanReader
+    from tests.conftest import MODEL_CACHE
+
+    fp32, int8 = E5SpanReader(MODEL_CACHE), E5SpanReader(MODEL_CACHE, int8=True)
+    graph = onnx.load(str(onnx_models.quantized(int8.folder, INT8_FP32))).graph
+    float_matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in {i.name for i in graph.initializer}]
+    assert len(float_matmuls) == 12 and all(n.endswith(INT8_FP32) for n in float_matmuls)  # one per layer
+    assert sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node) >= 12 * 5
+    enc = fp32._encode("How often should the panels be cleaned?", [MANUAL])[0]
+    (a, _), (b, _) = fp32._logits(enc), int8._logits(enc)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
 
 
 def test_reading_text_keeps_each_cell_findable():
