@@ -72,8 +72,14 @@ def test_the_reader_answers_with_spans_and_abstention_is_counted(collection, tmp
                           "--out", str(out), "--no-progress", "--generator", "reader"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     m = json.loads((out / "metrics.json").read_text())
-    assert m["exact_match"] >= 2 / 3 and m["f1"] >= 2 / 3  # short spans, not sentences
+    # short spans, not sentences: each answer is shorter than the sentence holding the reference (a whole
+    # sentence would score F1 0.37 here); where a span ends is the model's call ("Sicily" for "on the east
+    # coast of Sicily"), so EM and F1 have room below 1
+    assert m["exact_match"] >= 1 / 3 and m["f1"] >= 0.5
     assert set(m["answers_by_kind"]) <= {"reader", "no_answer"}
+    for p in (json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()):
+        sentence = next(s for s in DOCS[p["relevant_documents"][0]].split(". ") if p["references"][0].lower() in s.lower())
+        assert len(re.sub(r"\s*\[\d+\]", "", p["answer"]).split()) < len(sentence.split())
     # questions the collection cannot answer: scored for abstention only
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text("\n".join(json.dumps({"id": f"f{i}", "question": q, "answers": ["x"], "relevant_documents": []}) for i, q in
