@@ -509,15 +509,19 @@ class Ingestor:
         timed("sentences", time.perf_counter() - t0)
         return out, sent_out
 
-    def _embed_unique(self, texts: list[str], known: dict[str, np.ndarray],
-                      cancelled: Callable[[], bool] | None, kind: str = "passage") -> dict[str, np.ndarray]:
-        """``known`` with a vector for each of ``texts`` it lacked, each distinct text embedded once."""
+    def _embed_unique(self, texts: list[str], known: dict[str, np.ndarray], cancelled: Callable[[], bool] | None,
+                      kind: str = "passage", step: int = EMBED_SLICE,
+                      around: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                      ) -> dict[str, np.ndarray]:
+        """``known`` with a vector for each of ``texts`` it lacked, each distinct text embedded once, ``step``
+        texts at a time, each slice inside ``around()``."""
         new = [t for t in dict.fromkeys(texts) if t not in known]
-        for start in range(0, len(new), EMBED_SLICE):
+        for start in range(0, len(new), step):
             if cancelled is not None and cancelled():
                 raise Cancelled()
-            part = new[start:start + EMBED_SLICE]
-            known.update(zip(part, self.text.embed(part, kind=kind)))
+            part = new[start:start + step]
+            with around():
+                known.update(zip(part, self.text.embed(part, kind=kind)))
         return known
 
     def _embed_draft(self, into: Prepared, draft: Draft, timed: Callable[[str, float], None],
@@ -527,11 +531,9 @@ class Ingestor:
         for kind, stage, texts, known in (("passage", "text", draft.passages, into.passages),
                                           ("sentence", "sentences", draft.sentences, into.sentences)):
             t0 = time.perf_counter()
-            new = [t for t in dict.fromkeys(texts) if t not in into.passages and t not in known]
-            for start in range(0, len(new), DRAFT_SLICE):  # small slices: the parse may end meanwhile
-                part = new[start:start + DRAFT_SLICE]
-                with onnx_models.sharing() if parsing() else contextlib.nullcontext():
-                    known.update(zip(part, self.text.embed(part, kind=kind)))
+            # small slices: the parse may end meanwhile, and the text model take both cores again
+            self._embed_unique([t for t in texts if t not in into.passages], known, None, kind, DRAFT_SLICE,
+                               lambda: onnx_models.sharing() if parsing() else contextlib.nullcontext())
             timed(stage, time.perf_counter() - t0)
         t0 = time.perf_counter()
         paths = [p for p in dict.fromkeys(draft.images) if p not in into.images]
