@@ -262,6 +262,11 @@ def cmd_models(args) -> int:
         else:
             reader = built(settings.reader_model, settings.model_cache)
         print(f"reader ({settings.reader_model}): {reader or 'not built yet (on first use, or `mmrag models fetch`)'}")
+        if settings.ocr_engine == "rapidocr" and settings.ocr_det_int8:
+            from ingest.ocr_int8 import target
+
+            ocr = target(settings.model_cache)
+            print(f"OCR text detector (int8): {ocr if ocr.exists() else 'not built yet (on the first scan, or `mmrag models fetch`)'}")
         return 0 if path else 1
     print(f"table structure: slanet-plus.onnx (7.8 MB, Apache-2.0) from the {SLANET_WHEEL} wheel, by pip ...", file=sys.stderr)
     try:
@@ -281,6 +286,13 @@ def cmd_models(args) -> int:
             print(f"reader: {reader.export(settings.reader_model, settings.model_cache) / 'model.onnx'}")
         if e5:
             print(f"reader ({reader_e5.BUILTIN}): {reader_e5.export(E5File.read(weight_file()), settings.model_cache) / 'model.onnx'}")
+    if settings.ocr_engine == "rapidocr" and settings.ocr_det_int8:
+        from ingest.ocr_int8 import int8_detector
+
+        try:  # ~20 s once, so the first scan does not wait for it
+            print(f"OCR text detector (int8): {int8_detector(settings.model_cache)}")
+        except RuntimeError as exc:  # OCR then runs the wheel's fp32 detector: slower, same words
+            print(f"warning: {exc}; OCR will use the fp32 detector", file=sys.stderr)
     if settings.text_model == "packaged:multilingual-e5-small" and settings.text_runtime == "onnx":
         from mmrag.embedding import e5_onnx
 

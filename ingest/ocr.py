@@ -36,13 +36,15 @@ class RapidOcrEngine:
     name = "rapidocr"
     max_side = 2400  # larger scans are downscaled: same text, about half the time
 
-    def __init__(self, threads: int = 0, det_side: int = 0) -> None:
+    def __init__(self, threads: int = 0, det_side: int = 0, det_model: str = "") -> None:
         from rapidocr import RapidOCR
 
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # model-file chatter, "no text found" on photos
         params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads else {}
         if det_side:  # the detector's input, not the line crops the recogniser reads
             params.update({"Det.limit_type": "max", "Det.limit_side_len": det_side})
+        if det_model:  # the int8 detector (ingest.ocr_int8); the recogniser and classifier stay the wheel's
+            params["Det.model_path"] = det_model
         self._engine = RapidOCR(params=params)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         self._lock = threading.Lock()  # the ONNX sessions are not shared across threads safely
@@ -96,11 +98,11 @@ class TesseractEngine:
 
 
 @lru_cache(maxsize=4)
-def get_ocr_engine(name: str, threads: int = 0, det_side: int = 0) -> OcrEngine | None:
+def get_ocr_engine(name: str, threads: int = 0, det_side: int = 0, det_model: str = "") -> OcrEngine | None:
     if name == "none":
         return None
     if name == "rapidocr":
-        return RapidOcrEngine(threads, det_side)
+        return RapidOcrEngine(threads, det_side, det_model)
     if name == "tesseract":
         return TesseractEngine()
     raise ValueError(f"unknown OCR engine {name!r}: use rapidocr, tesseract or none")

@@ -16,6 +16,7 @@ from ingest.chunking import Chunker, ImageSink
 from ingest.detect import detect_format, detect_text_format
 from ingest.limits import check_size
 from ingest.ocr import get_ocr_engine
+from ingest.ocr_int8 import detector_model
 from mmrag.errors import CorruptDocument, DocumentError
 from mmrag.settings import Settings
 from mmrag.units import Unit
@@ -77,7 +78,9 @@ class DirectoryImageSink:
 def parse_blocks(data: bytes, name: str, settings: Settings, assets: AssetFolder | None = None) -> tuple[str, list[Block]]:
     check_size(data, settings)
     fmt = detect_format(data, name)
-    ocr = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side) if fmt in ("pdf", "image") else None
+    ocr = None
+    if fmt in ("pdf", "image"):
+        ocr = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side, detector_model(settings))
     try:
         return fmt, _parse_as(fmt, data, settings, assets, ocr)
     except CorruptDocument:

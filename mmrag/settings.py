@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # on 7-10 pt print alike, and OCR runs 1.25x (dense print) to 2.2x (slides) faster
     ocr_det_side: int = Field(1280, ge=0, description="longest side, in pixels, of the page image the OCR text detector "
                                                       "reads (0: as rendered, slower and no better on the scans measured)")
+    # static int8 (ingest.ocr_int8; docs/benchmarks.md "The OCR text detector in int8"): the detector 2.1-2.5x faster,
+    # printed words on generated pages within 0.01 at 6-7 pt and as many or more at 8-12 pt; mmlongbench-dev 1.31 ->
+    # 1.51 pages/s with page_hit@5 unchanged
+    ocr_det_int8: bool = Field(True, description="run rapidocr's text detector in int8 (built once from the wheel's "
+                                                 "model under the model cache); false: the fp32 model")
     parse_threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads of each parse worker's models (OCR, "
                                                            "layout, tables); 0: as many as cores (on 2 cores one worker "
                                                            "with 2 threads OCRs faster than 2 workers with one each)")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -37,18 +38,24 @@ def test_pdf_text_table_image_with_provenance(fixtures, settings, tmp_path):
         assert im.size[0] >= 100  # the embedded picture, decoded
 
 
-@pytest.mark.parametrize("speed", [{}, {"ocr_det_side": 960, "parse_threads": 1}], ids=["defaults", "small-detector"])
+@pytest.mark.parametrize("speed", [{}, {"ocr_det_side": 960, "parse_threads": 1}, {"ocr_det_int8": False}],
+                         ids=["defaults", "small-detector", "fp32-detector"])
 def test_scanned_pdf_is_ocrd(fixtures, settings, tmp_path, speed):
-    """Also with the detector reading a downscaled page on one thread (MMRAG_OCR_DET_SIDE, MMRAG_PARSE_THREADS)."""
+    """Also with the detector reading a downscaled page on one thread (MMRAG_OCR_DET_SIDE, MMRAG_PARSE_THREADS),
+    and with the wheel's fp32 detector instead of the int8 one (MMRAG_OCR_DET_INT8)."""
     from ingest.ocr import get_ocr_engine
+    from ingest.ocr_int8 import detector_model
 
     settings = settings.model_copy(update=speed)
     doc = parse(fixtures, "scan_pdf", settings, tmp_path)
     text = " ".join(u.text for u in doc.units)
     assert OCR_WORDS in text
     assert "northern cape" in text
-    engine = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side)
-    assert engine._engine.cfg.Det.limit_side_len == (960 if speed else 1280)  # the setting reached the detector
+    engine = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side, detector_model(settings))
+    cfg = engine._engine.cfg.Det  # the settings reached the detector
+    assert cfg.limit_side_len == (960 if "ocr_det_side" in speed else 1280)
+    assert (cfg.model_path or "").endswith(".onnx") == settings.ocr_det_int8
+    assert "-int8-" in (cfg.model_path or "-int8-") and (not cfg.model_path or Path(cfg.model_path).exists())
 
 
 def test_docx_headings_table_image_alt_and_caption(fixtures, settings, tmp_path):
