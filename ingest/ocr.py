@@ -36,18 +36,33 @@ class RapidOcrEngine:
     name = "rapidocr"
     max_side = 2400  # larger scans are downscaled: same text, about half the time
 
-    def __init__(self, threads: int = 0, det_side: int = 0, det_model: str = "") -> None:
-        from rapidocr import RapidOCR
-
-        logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # model-file chatter, "no text found" on photos
-        params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads else {}
+    def __init__(self, threads: int = 0, det_side: int = 0, det_model: str = "", int8_cache: str = "") -> None:
+        """``det_model``: a detector file instead of the wheel's; ``int8_cache``: the int8 detector built
+        (ingest.ocr_int8) under this model cache, looked up or built when the first page is read, so a
+        collection without scans never waits for it."""
+        self._params: dict = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads else {}
         if det_side:  # the detector's input, not the line crops the recogniser reads
-            params.update({"Det.limit_type": "max", "Det.limit_side_len": det_side})
-        if det_model:  # the int8 detector (ingest.ocr_int8); the recogniser and classifier stay the wheel's
-            params["Det.model_path"] = det_model
-        self._engine = RapidOCR(params=params)
-        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+            self._params.update({"Det.limit_type": "max", "Det.limit_side_len": det_side})
+        self._det_model, self._int8_cache = det_model, int8_cache
+        self._rapid = None
         self._lock = threading.Lock()  # the ONNX sessions are not shared across threads safely
+
+    @property
+    def _engine(self):
+        with self._lock:
+            if self._rapid is None:
+                from rapidocr import RapidOCR
+
+                from ingest.ocr_int8 import detector_or_fp32
+
+                params = dict(self._params)
+                model = self._det_model or (detector_or_fp32(self._int8_cache) if self._int8_cache else "")
+                if model:  # the recogniser and the angle classifier stay the wheel's
+                    params["Det.model_path"] = model
+                logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # model-file chatter, "no text found" on photos
+                self._rapid = RapidOCR(params=params)
+                logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+            return self._rapid
 
     @timed("ocr")
     def read(self, image: Image.Image) -> list[OcrLine]:
@@ -55,8 +70,9 @@ class RapidOcrEngine:
         scale = min(1.0, self.max_side / max(img.size))
         if scale < 1.0:
             img = img.resize((int(img.width * scale), int(img.height * scale)), Image.LANCZOS)
+        engine = self._engine
         with self._lock:
-            out = self._engine(np.asarray(img))
+            out = engine(np.asarray(img))
         if not out.txts:
             return []
         lines = []
@@ -98,11 +114,11 @@ class TesseractEngine:
 
 
 @lru_cache(maxsize=4)
-def get_ocr_engine(name: str, threads: int = 0, det_side: int = 0, det_model: str = "") -> OcrEngine | None:
+def get_ocr_engine(name: str, threads: int = 0, det_side: int = 0, int8_cache: str = "") -> OcrEngine | None:
     if name == "none":
         return None
     if name == "rapidocr":
-        return RapidOcrEngine(threads, det_side, det_model)
+        return RapidOcrEngine(threads, det_side, int8_cache=int8_cache)
     if name == "tesseract":
         return TesseractEngine()
     raise ValueError(f"unknown OCR engine {name!r}: use rapidocr, tesseract or none")

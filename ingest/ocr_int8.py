@@ -17,6 +17,8 @@ import hashlib
 import logging
 import os
 import random
+import subprocess
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+BUILD_TIMEOUT_S = 900  # ~20 s on 2 idle cores; generous for a busy or slow machine
 
 
 # the calibration's vocabulary, fixed so every machine builds the same file: English words of a report's
@@ -45,21 +49,19 @@ most than other new all its their our between during after before about over und
 """
 
 
-def detector_model(settings) -> str:
-    """The detector file the settings ask for: the int8 one (built on first use), or "" for the wheel's
-    fp32 model. A build that fails (an unforeseen rapidocr or ONNX Runtime) logs why and falls back to fp32:
-    slower OCR, never a failed document."""
-    if settings.ocr_engine != "rapidocr" or not settings.ocr_det_int8:
-        return ""
-    return _built(settings.model_cache)
+def int8_cache(settings) -> str:
+    """The model cache to find or build the int8 detector in, or "" where the settings keep the fp32 one."""
+    return str(settings.model_cache) if settings.ocr_engine == "rapidocr" and settings.ocr_det_int8 else ""
 
 
 @lru_cache(maxsize=2)
-def _built(cache: Path) -> str:
+def detector_or_fp32(cache: str) -> str:
+    """The int8 detector's file, built if need be; "" (the wheel's fp32 model) where it cannot be built
+    (an unforeseen rapidocr or ONNX Runtime, no memory): logged once, slower OCR, never a failed document."""
     try:
-        return str(int8_detector(cache))
+        return str(int8_detector(Path(cache)))
     except Exception as exc:  # noqa: BLE001 - any failure here only costs speed
-        log.warning("int8 OCR detector unavailable (%s: %s): using the fp32 one", type(exc).__name__, exc)
+        log.warning("int8 OCR detector unavailable (%s): using the fp32 one", exc)
         return ""
 
 
@@ -83,20 +85,33 @@ def target(cache: Path, source: Path | None = None) -> Path:
 
 
 def int8_detector(cache: Path, source: Path | None = None) -> Path:
-    """``cache``/ocr/<detector>-int8-<hash>.onnx, built on first use (about 20 s on 2 cores)."""
+    """``cache``/ocr/<detector>-int8-<hash>.onnx, built on first use (about 20 s on 2 cores).
+
+    The build runs in a child process: calibration peaks at ~3.4 GB, which a parse worker must neither
+    count against its memory budget (MMRAG_PARSE_MEMORY_MB would stop it mid-build, failing the scan that
+    asked) nor keep after the build."""
     source = source or wheel_detector()
     path = target(cache, source)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("building the int8 OCR text detector from %s (once, about 20 s)", source.name)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        try:
-            built = _quantize(source, Path(tmp))
-        except Exception as exc:  # onnx, protobuf and the quantiser each raise their own kinds
-            raise RuntimeError(f"cannot build the int8 OCR detector from {source}: {type(exc).__name__}: {exc}") from exc
-        os.replace(built, path)  # atomic: a reader never sees half a model
+    try:
+        done = subprocess.run([sys.executable, "-m", "ingest.ocr_int8", str(source), str(path)], capture_output=True,
+                              text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"cannot build the int8 OCR detector from {source}: over {BUILD_TIMEOUT_S} s") from exc
+    if done.returncode != 0 or not path.exists():
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise RuntimeError(f"cannot build the int8 OCR detector from {source}: {why}")
     return path
+
+
+def build(source: Path, path: Path) -> None:
+    """The build itself, in this process: quantised into a temporary file beside ``path``, then moved
+    there in one step, so a reader never sees half a model and a failed build leaves nothing."""
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        os.replace(_quantize(source, Path(tmp)), path)
 
 
 def _quantize(source: Path, tmp: Path) -> Path:
@@ -228,3 +243,11 @@ def calibration_pages(seed: int = 0) -> list[np.ndarray]:
         img.paste(photo, (1850, 950 - 350 * (k % 2)))
         pages.append(img)
     return [np.asarray(p.convert("RGB")) for p in pages]
+
+
+if __name__ == "__main__":  # the child process int8_detector starts: python -m ingest.ocr_int8 SOURCE TARGET
+    try:
+        build(Path(sys.argv[1]), Path(sys.argv[2]))
+    except Exception as exc:  # onnx, protobuf and the quantiser each raise their own kinds; the parent reports it
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)

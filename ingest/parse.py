@@ -16,7 +16,7 @@ from ingest.chunking import Chunker, ImageSink
 from ingest.detect import detect_format, detect_text_format
 from ingest.limits import check_size
 from ingest.ocr import get_ocr_engine
-from ingest.ocr_int8 import detector_model
+from ingest.ocr_int8 import int8_cache
 from mmrag.errors import CorruptDocument, DocumentError
 from mmrag.settings import Settings
 from mmrag.units import Unit
@@ -80,7 +80,7 @@ def parse_blocks(data: bytes, name: str, settings: Settings, assets: AssetFolder
     fmt = detect_format(data, name)
     ocr = None
     if fmt in ("pdf", "image"):
-        ocr = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side, detector_model(settings))
+        ocr = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side, int8_cache(settings))
     try:
         return fmt, _parse_as(fmt, data, settings, assets, ocr)
     except CorruptDocument:

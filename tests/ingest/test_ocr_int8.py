@@ -76,3 +76,18 @@ def test_a_corrupt_source_fails_clearly_and_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="cannot build the int8 OCR detector"):
         int8_detector(tmp_path / "cache", bad)
     assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))  # no half-written model
+
+
+def test_the_engine_builds_nothing_until_a_page_is_read(tmp_path):
+    engine = RapidOcrEngine(0, 1280, int8_cache=str(tmp_path))
+    assert engine._rapid is None and not any(tmp_path.iterdir())  # a collection without scans never waits for it
+
+
+def test_an_unbuildable_detector_falls_back_to_fp32_with_a_warning(tmp_path, caplog):
+    from ingest.ocr_int8 import detector_or_fp32
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    with caplog.at_level("WARNING", logger="ingest.ocr_int8"):
+        assert detector_or_fp32(str(blocked)) == ""
+    assert "using the fp32 one" in caplog.text

@@ -44,14 +44,14 @@ def test_scanned_pdf_is_ocrd(fixtures, settings, tmp_path, speed):
     """Also with the detector reading a downscaled page on one thread (MMRAG_OCR_DET_SIDE, MMRAG_PARSE_THREADS),
     and with the wheel's fp32 detector instead of the int8 one (MMRAG_OCR_DET_INT8)."""
     from ingest.ocr import get_ocr_engine
-    from ingest.ocr_int8 import detector_model
+    from ingest.ocr_int8 import int8_cache
 
     settings = settings.model_copy(update=speed)
     doc = parse(fixtures, "scan_pdf", settings, tmp_path)
     text = " ".join(u.text for u in doc.units)
     assert OCR_WORDS in text
     assert "northern cape" in text
-    engine = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side, detector_model(settings))
+    engine = get_ocr_engine(settings.ocr_engine, settings.parse_threads, settings.ocr_det_side, int8_cache(settings))
     cfg = engine._engine.cfg.Det  # the settings reached the detector
     assert cfg.limit_side_len == (960 if "ocr_det_side" in speed else 1280)
     assert (cfg.model_path or "").endswith(".onnx") == settings.ocr_det_int8
