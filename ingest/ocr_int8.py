@@ -127,8 +127,9 @@ def _quantize(source: Path, tmp: Path) -> Path:
     try:
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)  # folds batch norms, infers shapes
         # the wheel's graph is opset 11; per-channel DequantizeLinear needs 13
-        onnx.save(version_converter.convert_version(onnx.load(str(pre)), 17), str(pre))
-        graph = onnx.load(str(pre)).graph
+        model = version_converter.convert_version(onnx.load(str(pre)), 17)
+        onnx.save(model, str(pre))
+        graph = model.graph
         name = graph.input[0].name
         inputs = [{name: x} for x in detector_inputs(calibration_pages())]
 
