@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 class CrossEncoderReranker:
     def __init__(self, model: str, top_n: int = 10, weight: float = 0.43, inputs: str = "auto", sentences_per_unit: int = 2,
                  max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32,
-                 runtime: str = "onnx", int8: bool = False, threads: int = 1, length_batches: bool = True) -> None:
+                 runtime: str = "onnx", int8: bool = False, threads: int = 1, length_batches: bool = True,
+                 top_sentences: int = 0, top_candidates: int = 1) -> None:
         path = packaged.resolve(model, Path(cache_dir))
         if Path(path).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model must never trigger a hub lookup
@@ -51,24 +52,41 @@ class CrossEncoderReranker:
         # MiniLM's vocabulary is English: on Chinese its scores are noise, and the fused order stands
         self.english_only = model == packaged.BUILTIN
         self.top_n, self.weight, self.per_unit, self.batch_size = top_n, weight, sentences_per_unit, batch_size
+        self.top_per_unit, self.top_candidates = max(top_sentences, sentences_per_unit), top_candidates
         # torch from many request threads: one at a time is faster on 2 cores; ONNX Runtime sessions run
         # concurrently (each with its own threads), so requests share the cores instead of queueing
         self._lock = threading.Lock() if not isinstance(self.model, packaged.OnnxCrossEncoder) else contextlib.nullcontext()
 
-    def _pairs(self, query: str, head: list[Hit]) -> tuple[list[tuple[str, str]], list[int]]:
+    def _pairs(self, query: str, head: list[Hit], first: int = 0, last: int | None = None) -> tuple[list[tuple[str, str]], list[int]]:
+        """(question, text) pairs: each hit's sentences ``first:last`` (its best ones), or its whole text."""
+        last = self.per_unit if last is None else last
         pairs, owner = [], []
         for i, h in enumerate(head):
-            texts = h.sentences[: self.per_unit] if self.inputs == "sentences" and h.sentences else (h.unit.search_text(),)
+            if self.inputs == "sentences" and h.sentences:
+                texts = h.sentences[first:last]
+            else:
+                texts = (h.unit.search_text(),) if first == 0 else ()
             for t in texts:
                 if t.strip():
                     pairs.append((query, t))
                     owner.append(i)
         return pairs, owner
 
+    def _score(self, pairs: list[tuple[str, str]], owner: list[int], ce: np.ndarray) -> None:
+        """Each owner's best pair score into ``ce`` (in place)."""
+        if pairs:
+            with self._lock:
+                scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+            np.maximum.at(ce, np.array(owner), np.asarray(scores, dtype=np.float64))
+
     def rerank(self, query: str, hits: list[Hit], timings: dict[str, float]) -> list[Hit]:
         """Rescore the first ``top_n`` hits: z(fused) + weight * z(cross-encoder); the rest keep their order.
 
-        A unit read as several sentences scores its best one.
+        A unit read as several sentences scores its best one. With ``top_sentences`` above
+        ``sentences_per_unit``, the ``top_candidates`` ranked first are then read on their next best
+        sentences too and the head is ranked again: one sentence a candidate ranks nearly as well as two
+        (bench.reranker_runtime), but the first source's score, which the reader's abstention weighs, tells
+        answerable from unanswerable questions better read on two (bench.reader).
         """
         if len(hits) < 2:
             return hits
@@ -79,18 +97,24 @@ class CrossEncoderReranker:
             timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000
             return hits
         ce = np.full(len(head), -np.inf)
-        if pairs:
-            with self._lock:
-                scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
-            np.maximum.at(ce, np.array(owner), np.asarray(scores, dtype=np.float64))
+        self._score(pairs, owner, ce)
+        fused = zscore(np.array([h.score for h in head]), np.ones(len(head), bool))
+        order = self._order(fused, ce)
+        if self.top_per_unit > self.per_unit and self.top_candidates:
+            lead = [int(i) for i in order[: self.top_candidates]]
+            pairs, owner = self._pairs(query, [head[i] for i in lead], self.per_unit, self.top_per_unit)
+            self._score(pairs, [lead[o] for o in owner], ce)
+            order = self._order(fused, ce)
         present = np.isfinite(ce)
-        ce[~present] = 0.0
-        fused = np.array([h.score for h in head])
-        combined = zscore(fused, np.ones(len(head), bool)) + self.weight * zscore(ce, present)
+        combined = fused + self.weight * zscore(np.where(present, ce, 0.0), present)
         for h, c, p, s in zip(head, ce, present, combined):
             if p:
                 h.features["cross_encoder"] = float(c)
             h.score = float(s)
-        head.sort(key=lambda h: -h.score)
         timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000
-        return head + tail
+        return [head[i] for i in order] + tail
+
+    def _order(self, fused: np.ndarray, ce: np.ndarray) -> np.ndarray:
+        present = np.isfinite(ce)
+        combined = fused + self.weight * zscore(np.where(present, ce, 0.0), present)
+        return np.argsort(-combined, kind="stable")

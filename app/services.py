@@ -41,7 +41,9 @@ class Services:
         s = self.settings
         return CrossEncoderReranker(s.cross_encoder, s.cross_encoder_top_n, s.cross_encoder_weight, s.cross_encoder_inputs,
                                     s.cross_encoder_sentences, cache_dir=s.model_cache, runtime=s.cross_encoder_runtime,
-                                    int8=s.cross_encoder_int8, threads=s.cross_encoder_threads)
+                                    int8=s.cross_encoder_int8, threads=s.cross_encoder_threads,
+                                    top_sentences=s.cross_encoder_top_sentences,
+                                    top_candidates=s.cross_encoder_top_candidates)
 
     @cached_property
     def pages(self):

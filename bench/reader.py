@@ -206,8 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     from mmrag.settings import Settings
 
     s = Settings(data_dir=a.data_dir)
+    lead = (f", then the first {s.cross_encoder_top_candidates} on {s.cross_encoder_top_sentences}"
+            if s.cross_encoder_top_sentences > s.cross_encoder_sentences and s.cross_encoder_top_candidates else "")
     served = (f"; cross-encoder ONNX {'int8' if s.cross_encoder_int8 else 'fp32'} reading {s.cross_encoder_sentences} "
-              f"sentence(s) a candidate, text model on {s.text_runtime}")
+              f"sentence(s) a candidate{lead}, text model on {s.text_runtime}")
 
     names = a.readers.split(",") if a.readers else [s.reader_model]
     if a.reads and a.reads.exists():

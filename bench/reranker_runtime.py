@@ -29,6 +29,10 @@ CONFIGS = {
     "onnx int8, top 8": dict(int8=True, threads=2, top_n=8),
     "onnx int8, top 6": dict(int8=True, threads=2, top_n=6),
     "onnx int8, 1 sentence each": dict(int8=True, threads=2, sentences_per_unit=1),
+    "onnx int8, 1 sentence each, the first reads 2": dict(int8=True, threads=2, sentences_per_unit=1, top_sentences=2,
+                                                          top_candidates=1),
+    "onnx int8, 1 sentence each, the first 3 read 2": dict(int8=True, threads=2, sentences_per_unit=1, top_sentences=2,
+                                                           top_candidates=3),
 }
 
 

@@ -119,10 +119,16 @@ class Settings(BaseSettings):
     cross_encoder_weight: float = Field(0.43, description="z(fused) + this x z(cross-encoder) over those candidates")
     cross_encoder_inputs: Literal["auto", "sentences", "passage"] = Field(
         "auto", description="what it reads of each candidate; auto: sentences for the packaged one, passage otherwise")
-    # 2: one sentence ranked as well at two thirds of the cost (bench.reranker_runtime), but the top source's score then
-    # separates answerable from unanswerable questions less well: the reader's abstention missed its 90% answer rate
-    # at a 70% no-answer rate (bench.reader: 0.888 / 0.713 with one sentence, 0.906 / 0.715 with two)
-    cross_encoder_sentences: int = Field(2, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
+    # Two passes (bench.reranker_runtime, 300 questions each): every candidate read on its best sentence, then the first
+    # 3 on their second best too and all ranked again. MRR@10 0.9351 / 0.7277 (SQuAD dev / CoQA) against 0.9328 / 0.7255
+    # with two sentences each, at 67 against 79 ms. One pass of one sentence ranked as well as two but the first source's
+    # score, which the reader's abstention weighs, then told answerable from unanswerable questions less well.
+    cross_encoder_sentences: int = Field(1, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
+    cross_encoder_top_sentences: int = Field(
+        2, ge=0, description="the best sentences the leading candidates read (sentences inputs; at least "
+                             "cross_encoder_sentences): the first source's score is what the reader's abstention weighs")
+    cross_encoder_top_candidates: int = Field(3, ge=0, description="candidates ranked first that then read "
+                                                               "cross_encoder_top_sentences, after which all are ranked again")
     cross_encoder_runtime: Literal["onnx", "torch"] = Field(
         "onnx", description="onnx: exported once, served by ONNX Runtime (bench.reranker_runtime: same ranking, faster); torch")
     # bench.reranker_runtime (docs/benchmarks.md): int8 with 2 threads and length-sorted batches reads the top 10 in ~65 ms
@@ -150,16 +156,16 @@ class Settings(BaseSettings):
     # bench.reader chose these for reader-e5 on SQuAD dev questions outside docs/eval's 500 and unanswerable questions
     # (docs/benchmarks.md "reader-e5"): reading more sources than the top one did not raise F1; the reranker's score
     # of that source tells a question about another corpus apart better than the reader's own margin (no-answer
-    # rate 0.80 against 0.52 at the same answer rate); the threshold answers 92% of answerable tune questions (0.930
+    # rate 0.80 against 0.52 at the same answer rate); the threshold answers 92% of answerable tune questions (0.926
     # on the held-out 500). packaged:reader-minilm's own values are in the "reader" section.
     reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
-    reader_threshold: float = Field(-21.56, description="answer only when the reader's margin (best span over its own 'no "
+    reader_threshold: float = Field(-20.33, description="answer only when the reader's margin (best span over its own 'no "
                                                      "answer' score) plus the weighted relevance reaches this")
     reader_threshold_alone: float = Field(-4.95, description="the margin's own bar where the top source has no reranker "
                                                             "score (reranker off, Chinese text among the candidates)")
     reader_relevance_weight: float = Field(4.0, ge=0, description="weight of the top source's reranker score in that "
                                                                   "decision")
-    reader_relevance_center: float = Field(3.92, description="the reranker score counted as neutral (stands in when "
+    reader_relevance_center: float = Field(3.77, description="the reranker score counted as neutral (stands in when "
                                                             "there is none)")
     reader_rank_penalty: float = Field(0.0, ge=0, description="span score given up per source rank (close calls go "
                                                               "to the better-ranked source)")

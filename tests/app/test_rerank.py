@@ -96,3 +96,33 @@ def test_the_english_reranker_leaves_chinese_to_the_fused_order(ingestor, fixtur
     assert result.hits and "cross_encoder_ms" in result.timings
     assert [h.unit.id for h in result.hits] == [h.unit.id for h in plain.hits]
     assert not any("cross_encoder" in h.features for h in result.hits)
+
+
+def test_one_sentence_ranks_and_the_leading_candidates_read_two(ingestor, fixtures, settings, text_embedder,
+                                                                sentence_reranker):
+    import copy
+
+    ingestor.ingest_paths([fixtures["docx"], fixtures["pdf"], fixtures["txt"]], "c", progress=False)
+    question = "What do farmers grow on the slopes of Etna?"
+
+    def retrieve(per_unit, top_sentences, top_candidates):
+        r = copy.copy(sentence_reranker)
+        r.per_unit, r.top_per_unit, r.top_candidates = per_unit, top_sentences, top_candidates
+        return HybridRetriever(ingestor.store, settings, text_embedder, reranker=r).retrieve(question, "c", 5).hits
+
+    one, two, lead = retrieve(1, 1, 0), retrieve(2, 2, 0), retrieve(1, 2, 1)
+    top = lead[0]
+    assert len(top.sentences) >= 2, "the fixture's best passage has several sentences"
+    assert top.unit.id == one[0].unit.id == two[0].unit.id
+    both = sentence_reranker.model.predict([(question, s) for s in top.sentences[:2]])
+    # the first source is scored on its best two sentences, as when every candidate reads two (int8: the batch
+    # sets the activation scale, so scores move a little with the pairs scored beside them)
+    assert top.features["cross_encoder"] == pytest.approx(float(np.max(both)), abs=0.05)
+    assert top.features["cross_encoder"] == pytest.approx(two[0].features["cross_encoder"], abs=0.05)
+    assert top.features["cross_encoder"] >= one[0].features["cross_encoder"] - 1e-6
+    ones = {h.unit.id: h.features["cross_encoder"] for h in one}
+    for h in lead[1:]:  # the others as read on one sentence
+        assert h.features["cross_encoder"] == pytest.approx(ones[h.unit.id])
+    every = retrieve(1, 2, 10)  # every candidate reading its next sentence too: the two-sentence scores
+    twos = {h.unit.id: h.features["cross_encoder"] for h in two}
+    assert all(h.features["cross_encoder"] == pytest.approx(twos[h.unit.id], abs=0.05) for h in every)
