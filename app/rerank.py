@@ -25,6 +25,13 @@ from mmrag import reranker as packaged
 log = logging.getLogger(__name__)
 
 
+def combine(fused: np.ndarray, ce: np.ndarray, weight: float) -> np.ndarray:
+    """z(fused) + weight x z(cross-encoder) over the head; a candidate with no text scored (ce not finite)
+    sits at the cross-encoder's mean."""
+    present = np.isfinite(ce)
+    return zscore(fused, np.ones(len(fused), bool)) + weight * zscore(np.where(present, ce, 0.0), present)
+
+
 class CrossEncoderReranker:
     def __init__(self, model: str, top_n: int = 10, weight: float = 0.43, inputs: str = "auto", sentences_per_unit: int = 2,
                  max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32,
@@ -100,14 +107,14 @@ class CrossEncoderReranker:
             return hits
         ce = np.full(len(head), -np.inf)
         self._score(pairs, owner, ce)
-        fused = zscore(np.array([h.score for h in head]), np.ones(len(head), bool))
+        fused = np.array([h.score for h in head])
         order = self._order(fused, ce)
         if self.top_per_unit > self.per_unit and self.top_candidates:
             lead = [int(i) for i in order[: self.top_candidates]]
             pairs, owner = self._pairs(query, [head[i] for i in lead], self.per_unit, self.top_per_unit)
             self._score(pairs, [lead[o] for o in owner], ce)
             order = self._order(fused, ce)
-        present, combined = np.isfinite(ce), self._combined(fused, ce)
+        present, combined = np.isfinite(ce), combine(fused, ce, self.weight)
         for h, c, p, s in zip(head, ce, present, combined):
             if p:
                 h.features["cross_encoder"] = float(c)
@@ -115,10 +122,5 @@ class CrossEncoderReranker:
         timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000
         return [head[i] for i in order] + tail
 
-    def _combined(self, fused: np.ndarray, ce: np.ndarray) -> np.ndarray:
-        """z(fused) + weight x z(cross-encoder); a candidate with no text scored sits at the mean."""
-        present = np.isfinite(ce)
-        return fused + self.weight * zscore(np.where(present, ce, 0.0), present)
-
     def _order(self, fused: np.ndarray, ce: np.ndarray) -> np.ndarray:
-        return np.argsort(-self._combined(fused, ce), kind="stable")
+        return np.argsort(-combine(fused, ce, self.weight), kind="stable")

@@ -20,16 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from app.retrieval import zscore
+from app.rerank import combine
 
 SECOND_PASS = (0, 1, 2, 3, 4, 5, 10)
 
 
 def _order(fused: list[float], ce: list[float | None], weight: float) -> np.ndarray:
+    """As the served reranker orders its head (``app.rerank.combine``); None: that candidate had no text."""
     scores = np.array([np.nan if c is None else c for c in ce], float)
-    present = np.isfinite(scores)
-    combined = zscore(np.array(fused), np.ones(len(fused), bool)) + weight * zscore(np.where(present, scores, 0.0), present)
-    return np.argsort(-combined, kind="stable")
+    return np.argsort(-combine(np.array(fused), scores, weight), kind="stable")
 
 
 def ranking(row: dict, lead: int | None, weight: float) -> np.ndarray:

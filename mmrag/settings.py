@@ -121,8 +121,9 @@ class Settings(BaseSettings):
         "auto", description="what it reads of each candidate; auto: sentences for the packaged one, passage otherwise")
     # Two passes (bench.reranker_runtime, 300 questions each): every candidate read on its best sentence, then the first
     # 3 on their second best too and all ranked again. MRR@10 0.9351 / 0.7277 (SQuAD dev / CoQA) against 0.9328 / 0.7255
-    # with two sentences each, at 67 against 79 ms. One pass of one sentence ranked as well as two but the first source's
-    # score, which the reader's abstention weighs, then told answerable from unanswerable questions less well.
+    # with two sentences each, at 67 against 79 ms. Why three: the fewest whose first source (what the reader answers from)
+    # matches two sentences each on 499 of 500 SQuAD and 345 of 347 CoQA questions (bench.reranker_passes); one pass of one
+    # sentence misses 5 and 7.
     cross_encoder_sentences: int = Field(1, ge=1, description="a candidate's best sentences it reads (sentences inputs)")
     cross_encoder_top_sentences: int = Field(
         2, ge=0, description="the best sentences the leading candidates read (sentences inputs; at least "
