@@ -36,7 +36,7 @@ class CrossEncoderReranker:
     def __init__(self, model: str, top_n: int = 10, weight: float = 0.43, inputs: str = "auto", sentences_per_unit: int = 2,
                  max_length: int | None = None, cache_dir: Path | str = "data", batch_size: int = 32,
                  runtime: str = "onnx", int8: bool = False, threads: int = 1, length_batches: bool = True,
-                 top_sentences: int = 0, top_candidates: int = 3) -> None:
+                 top_sentences: int = 0, top_candidates: int = 3, first_alone: bool = True) -> None:
         path = packaged.resolve(model, Path(cache_dir))
         if Path(path).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model must never trigger a hub lookup
@@ -60,6 +60,8 @@ class CrossEncoderReranker:
         self.english_only = model == packaged.BUILTIN
         self.top_n, self.weight, self.per_unit, self.batch_size = top_n, weight, sentences_per_unit, batch_size
         self.top_per_unit, self.top_candidates = max(top_sentences, sentences_per_unit), top_candidates
+        # only int8 scores depend on their batch; fp32 and torch would pay the extra run for nothing
+        self.first_alone = first_alone and int8 and isinstance(self.model, packaged.OnnxCrossEncoder)
         # torch from many request threads: one at a time is faster on 2 cores; ONNX Runtime sessions run
         # concurrently (each with its own threads), so requests share the cores instead of queueing
         self._lock = threading.Lock() if not isinstance(self.model, packaged.OnnxCrossEncoder) else contextlib.nullcontext()
@@ -109,8 +111,12 @@ class CrossEncoderReranker:
         self._score(pairs, owner, ce)
         fused = np.array([h.score for h in head])
         order = self._order(fused, ce)
+        alone = -1
         if self.top_per_unit > self.per_unit and self.top_candidates:
             lead = [int(i) for i in order[: self.top_candidates]]
+            if self.first_alone:  # the likely first source is read alone now, which ranks it as well
+                alone = lead.pop(0)
+                ce[alone] = self._score_alone(query, head[alone])
             pairs, owner = self._pairs(query, [head[i] for i in lead], self.per_unit, self.top_per_unit)
             self._score(pairs, [lead[o] for o in owner], ce)
             order = self._order(fused, ce)
@@ -119,8 +125,25 @@ class CrossEncoderReranker:
             if p:
                 h.features["cross_encoder"] = float(c)
             h.score = float(s)
+        first = int(order[0])
+        if self.first_alone and present[first] and first != alone:  # the score only: the order stands
+            head[first].features["cross_encoder"] = self._score_alone(query, head[first])
         timings["cross_encoder_ms"] = (time.perf_counter() - t0) * 1000
         return [head[i] for i in order] + tail
+
+    def _score_alone(self, query: str, hit: Hit) -> float:
+        """A candidate's score on its best ``top_sentences``, read in a batch of their own.
+
+        ONNX Runtime's dynamic int8 sets the activations' scale per batch, so a pair's score moves with
+        the pairs batched beside it (median 0.16 logits between the one- and two-pass rerankers for the
+        same source). The first source's score is what the reader's abstention bar is calibrated on; read
+        alone, it depends on the question and the source only, so a change to how many candidates or passes
+        the ranking reads no longer moves the bar. In two passes the leading candidate is read this way in
+        the second; only when another one ends first is it read again (2 pairs)."""
+        pairs, owner = self._pairs(query, [hit], 0, self.top_per_unit)
+        ce = np.full(1, -np.inf)
+        self._score(pairs, owner, ce)
+        return float(ce[0])
 
     def _order(self, fused: np.ndarray, ce: np.ndarray) -> np.ndarray:
         return np.argsort(-combine(fused, ce, self.weight), kind="stable")

@@ -43,7 +43,8 @@ class Services:
                                     s.cross_encoder_sentences, cache_dir=s.model_cache, runtime=s.cross_encoder_runtime,
                                     int8=s.cross_encoder_int8, threads=s.cross_encoder_threads,
                                     top_sentences=s.cross_encoder_top_sentences,
-                                    top_candidates=s.cross_encoder_top_candidates)
+                                    top_candidates=s.cross_encoder_top_candidates,
+                                    first_alone=s.cross_encoder_first_alone)
 
     @cached_property
     def pages(self):

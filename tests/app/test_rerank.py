@@ -126,3 +126,28 @@ def test_one_sentence_ranks_and_the_leading_candidates_read_two(ingestor, fixtur
     every = retrieve(1, 2, 10)  # every candidate reading its next sentence too: the two-sentence scores
     twos = {h.unit.id: h.features["cross_encoder"] for h in two}
     assert all(h.features["cross_encoder"] == pytest.approx(twos[h.unit.id], abs=0.05) for h in every)
+
+
+def test_the_first_sources_int8_score_is_read_alone_whatever_ranked_it(ingestor, fixtures, settings, text_embedder):
+    """int8 scores depend on the pairs batched with them; the first source's, which the abstention bar is
+    calibrated on, is read in a batch of its own, so one pass, two passes and two sentences each agree."""
+    import copy
+
+    ingestor.ingest_paths([fixtures["docx"], fixtures["pdf"], fixtures["txt"]], "c", progress=False)
+    question = "What do farmers grow on the slopes of Etna?"
+    int8 = CrossEncoderReranker(packaged.BUILTIN, cache_dir=MODEL_CACHE, int8=True, top_sentences=2)
+    assert int8.first_alone
+
+    def first(per_unit, top_candidates, alone=True):
+        r = copy.copy(int8)
+        r.per_unit, r.top_candidates, r.first_alone = per_unit, top_candidates, alone
+        return HybridRetriever(ingestor.store, settings, text_embedder, reranker=r).retrieve(question, "c", 5).hits[0]
+
+    two_pass, every_two, one_pass = first(1, 3), first(2, 0), first(1, 0)
+    # the fixtures hold this passage twice (DOCX and PDF): which copy is first is a tie, its text is not
+    assert two_pass.unit.text == every_two.unit.text == one_pass.unit.text
+    alone = int8.model.predict([(question, s) for s in two_pass.sentences[:2]])
+    assert two_pass.features["cross_encoder"] == float(np.max(alone))
+    assert every_two.features["cross_encoder"] == one_pass.features["cross_encoder"] == two_pass.features["cross_encoder"]
+    batched = first(1, 3, alone=False)  # scored beside the other candidates' pairs: close, not equal
+    assert batched.features["cross_encoder"] == pytest.approx(two_pass.features["cross_encoder"], abs=0.5)
