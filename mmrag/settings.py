@@ -131,8 +131,10 @@ class Settings(BaseSettings):
     cross_encoder_top_candidates: int = Field(3, ge=0, description="candidates ranked first that then read "
                                                                "cross_encoder_top_sentences, after which all are ranked again")
     cross_encoder_first_alone: bool = Field(
-        True, description="the first source's score (what the reader's abstention weighs) read again in a batch of its "
-                          "own, so it does not depend on the other candidates' pairs (int8 scales are set per batch)")
+        False, description="the first source's score (what the reader's abstention weighs) read again in a batch of its "
+                           "own, so it does not depend on the other candidates' pairs (int8 scales are set per batch): "
+                           "a bar calibrated once stays valid when what the ranking reads changes, for ~9 ms a query. "
+                           "With it on, set MMRAG_READER_RELEVANCE_CENTER=3.73 MMRAG_READER_THRESHOLD=-19.48")
     cross_encoder_runtime: Literal["onnx", "torch"] = Field(
         "onnx", description="onnx: exported once, served by ONNX Runtime (bench.reranker_runtime: same ranking, faster); torch")
     # bench.reranker_runtime (docs/benchmarks.md): int8 with 2 threads and length-sorted batches reads the top 10 in ~65 ms
@@ -163,13 +165,13 @@ class Settings(BaseSettings):
     # rate 0.80 against 0.52 at the same answer rate); the threshold answers 92% of answerable tune questions (0.926
     # on the held-out 500). packaged:reader-minilm's own values are in the "reader" section.
     reader_sources: int = Field(1, ge=1, le=10, description="the top sources the reader reads")
-    reader_threshold: float = Field(-19.48, description="answer only when the reader's margin (best span over its own 'no "
+    reader_threshold: float = Field(-20.33, description="answer only when the reader's margin (best span over its own 'no "
                                                      "answer' score) plus the weighted relevance reaches this")
     reader_threshold_alone: float = Field(-4.95, description="the margin's own bar where the top source has no reranker "
                                                             "score (reranker off, Chinese text among the candidates)")
     reader_relevance_weight: float = Field(4.0, ge=0, description="weight of the top source's reranker score in that "
                                                                   "decision")
-    reader_relevance_center: float = Field(3.73, description="the reranker score counted as neutral (stands in when "
+    reader_relevance_center: float = Field(3.77, description="the reranker score counted as neutral (stands in when "
                                                             "there is none)")
     reader_rank_penalty: float = Field(0.0, ge=0, description="span score given up per source rank (close calls go "
                                                               "to the better-ranked source)")

@@ -135,7 +135,7 @@ def test_the_first_sources_int8_score_is_read_alone_whatever_ranked_it(ingestor,
 
     ingestor.ingest_paths([fixtures["docx"], fixtures["pdf"], fixtures["txt"]], "c", progress=False)
     question = "What do farmers grow on the slopes of Etna?"
-    int8 = CrossEncoderReranker(packaged.BUILTIN, cache_dir=MODEL_CACHE, int8=True, top_sentences=2)
+    int8 = CrossEncoderReranker(packaged.BUILTIN, cache_dir=MODEL_CACHE, int8=True, top_sentences=2, first_alone=True)
     assert int8.first_alone
 
     def first(per_unit, top_candidates, alone=True):
