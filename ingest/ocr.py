@@ -39,7 +39,7 @@ class RapidOcrEngine:
     # the wheel's 320 px (rapidocr's defaults: 6 lines, 320 px). Slides are mostly short lines (labels, axis
     # ticks, titles), so most of that was padding: 2 lines a batch, padded to at least 96 px, recognise 1.45x
     # faster on report and slide pages and read the same words of their text layer; on scans they also split
-    # words the padded read ran together ("325years", "Speed(mph)"). bench.ocr_speed, "recogniser batches".
+    # words the padded read ran together ("325years", "Speed(mph)"). bench.ocr_recogniser measures it.
     rec_batch, rec_min_width = 2, 96
 
     def __init__(self, threads: int = 0, det_side: int = 0, det_model: str = "", int8_cache: str = "",
