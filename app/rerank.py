@@ -110,13 +110,12 @@ class CrossEncoderReranker:
         ce = np.full(len(head), -np.inf)
         self._score(pairs, owner, ce)
         fused = np.array([h.score for h in head])
-        order = self._order(fused, ce)
         if self.top_per_unit > self.per_unit and self.top_candidates:
-            lead = [int(i) for i in order[: self.top_candidates]]
+            lead = [int(i) for i in self._order(fused, ce)[: self.top_candidates]]
             pairs, owner = self._pairs(query, [head[i] for i in lead], self.per_unit, self.top_per_unit)
             self._score(pairs, [lead[o] for o in owner], ce)
-            order = self._order(fused, ce)
         present, combined = np.isfinite(ce), combine(fused, ce, self.weight)
+        order = np.argsort(-combined, kind="stable")
         for h, c, p, s in zip(head, ce, present, combined):
             if p:
                 h.features["cross_encoder"] = float(c)
