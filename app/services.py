@@ -78,7 +78,9 @@ class Services:
         """Load the models now, so the first query does not pay for it. Besides the pipeline's models that
         is the text model's session for questions (passages have their own; ~0.14 s) and jieba's dictionary
         (~0.5 s), which the sentence feature needs for any collection holding Chinese text, even to rank an
-        English question: without these the samples' first /query took ~0.8 s and the next ~0.1 s."""
+        English question: without these the samples' first /query took ~0.8 s and the next ~0.1 s. jieba
+        costs every server ~0.6 s of start-up and ~70 MB, also where no collection holds Chinese; knowing
+        that would take a scan of the stored texts or every collection's BM25 vocabulary, so it loads always."""
         from indexes.tokenize import tokenize
 
         _ = self.pipeline
